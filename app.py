@@ -1,0 +1,41 @@
+"""Composition root: build the Chalice app, register middleware and every capability's Blueprint.
+
+Entry points (`crm serve|local|migrate|invoke|...`) live in layers/runtime/cli.py and import this
+module by name, after Sentry is initialised.
+"""
+from __future__ import annotations
+
+import sentry_sdk
+
+from functions.companies.routes import bp as companies
+from functions.contacts.routes import bp as contacts
+from functions.system.routes import bp as system
+from functions.workspaces.routes import bp as workspaces
+from functions.workspaces.service import Resolver
+from layers.auth.verifier import get_verifier
+from layers.http.adapter import ChaliceWSGIAdapter
+from layers.http.chalice_app import CrmChalice
+from layers.http.middleware import (
+    AuthMiddleware, ConditionalGetMiddleware, ErrorMiddleware, IdempotencyMiddleware, RateLimitMiddleware,
+)
+from shared.settings import get_settings
+
+settings = get_settings()
+app = CrmChalice(app_name="crm")
+
+# Outermost first: errors wrap everything; auth before limits (limits are per credential).
+app.register_middleware(ErrorMiddleware(capture=sentry_sdk.capture_exception), "http")
+app.register_middleware(AuthMiddleware(app, Resolver(), get_verifier), "http")
+app.register_middleware(RateLimitMiddleware(app, settings), "http")
+app.register_middleware(IdempotencyMiddleware(app), "http")
+app.register_middleware(ConditionalGetMiddleware(), "http")
+
+for blueprint in (system, workspaces, companies, contacts):
+    app.register_blueprint(blueprint)
+
+wsgi = ChaliceWSGIAdapter(
+    app,
+    max_body_bytes=settings.max_body_bytes,
+    trusted_proxy_hops=settings.trusted_proxy_hops,
+    access_log=settings.access_log,
+)

@@ -1,0 +1,1 @@
+"""CRM capabilities: one Chalice Blueprint per folder, all of the same shape."""

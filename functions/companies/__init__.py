@@ -1,0 +1,1 @@
+"""Companies: accounts your contacts work at, unique by normalised domain."""

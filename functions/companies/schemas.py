@@ -1,0 +1,45 @@
+"""Company schemas: CompanyCreate / CompanyUpdate / CompanyRead."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from shared.normalize import normalize_domain, normalize_tags
+from shared.schemas import ReadModel, StrictModel
+
+Domain = Annotated[str, Field(max_length=2048, description="Normalised: no scheme, www., port or path"),
+                   AfterValidator(normalize_domain)]
+Tags = Annotated[list[str], Field(max_length=50), AfterValidator(normalize_tags)]
+
+
+class CompanyCreate(StrictModel):
+    name: str = Field(min_length=1, max_length=255)
+    domain: Domain | None = None
+    industry: str | None = Field(None, max_length=100)
+    employee_count: int | None = Field(None, ge=0, le=10_000_000)
+    owner_id: str | None = Field(None, max_length=26)
+    tags: Tags = Field(default_factory=list)
+
+
+class CompanyUpdate(StrictModel):
+    name: str | None = Field(None, min_length=1, max_length=255)
+    domain: Domain | None = None
+    industry: str | None = Field(None, max_length=100)
+    employee_count: int | None = Field(None, ge=0, le=10_000_000)
+    owner_id: str | None = Field(None, max_length=26)
+    tags: Tags | None = None
+
+
+class CompanyRead(ReadModel):
+    id: str
+    name: str
+    domain: str | None
+    industry: str | None
+    employee_count: int | None
+    owner_id: str | None
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None

@@ -1,0 +1,59 @@
+"""Company use cases: the shared record machinery, plus what other capabilities may ask of companies."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from functions.companies.models import Company
+from functions.companies.schemas import CompanyCreate, CompanyRead, CompanyUpdate
+from functions.workspaces.service import ensure_members
+from layers.db.uow import UnitOfWork
+from layers.records.properties import PropertySpec
+from layers.records.service import ObjectSpec, RecordService
+from shared.errors import ValidationFailed
+
+
+def _check_references(uow: UnitOfWork, values: dict[str, Any]) -> None:
+    if values.get("owner_id") is not None:
+        ensure_members(uow, [values["owner_id"]], field="owner_id")
+
+
+SPEC = ObjectSpec(
+    object_type="companies",
+    event_name="company",
+    model=Company,
+    read_schema=CompanyRead,
+    create_schema=CompanyCreate,
+    update_schema=CompanyUpdate,
+    properties=(
+        PropertySpec("id", "id"),
+        PropertySpec("name", "string"),
+        PropertySpec("domain", "string"),
+        PropertySpec("industry", "string"),
+        PropertySpec("employee_count", "number"),
+        PropertySpec("owner_id", "id"),
+        PropertySpec("tags", "tags", sortable=False),
+        PropertySpec("created_at", "datetime"),
+        PropertySpec("updated_at", "datetime"),
+        PropertySpec("archived_at", "datetime"),
+    ),
+    text_fields=("name", "domain", "industry"),
+    unique_field="domain",
+    check_references=_check_references,
+)
+companies = RecordService(SPEC)
+
+
+def ensure_active(uow: UnitOfWork, company_id: str, *, field: str) -> None:
+    """For other capabilities: 422 unless `company_id` is a live company of the caller's workspace."""
+    found = uow.session.scalar(
+        select(Company.id).where(Company.id == company_id, Company.archived_at.is_(None))
+    )
+    if found is None:
+        raise ValidationFailed(f"{field} does not name a company in this workspace", errors=[
+            {"field": field, "message": "no such company", "code": "reference"}])
+
+
+def exists(uow: UnitOfWork, company_id: str) -> bool:
+    return uow.session.get(Company, company_id) is not None

@@ -1,0 +1,1 @@
+"""Contacts: the people you sell to, unique by normalised email."""

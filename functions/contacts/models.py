@@ -1,0 +1,30 @@
+"""The contacts table."""
+from __future__ import annotations
+
+from sqlalchemy import Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from layers.db.base import Base, IdColumn, JSONType, RecordMixin
+
+
+class Contact(RecordMixin, Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "email"),
+        Index("ix_contacts_list", "workspace_id", "archived_at", "id"),
+        Index("ix_contacts_created", "workspace_id", "created_at"),
+        Index("ix_contacts_company", "workspace_id", "company_id", "id"),
+        Index("ix_contacts_owner", "workspace_id", "owner_id"),
+        Index("ix_contacts_last_name", "workspace_id", "last_name"),
+        Index("ix_contacts_fulltext", "first_name", "last_name", "email", "job_title", mysql_prefix="FULLTEXT"),
+    )
+
+    first_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    last_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    job_title: Mapped[str | None] = mapped_column(String(150), nullable=True)
+    lifecycle_stage: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    owner_id: Mapped[str | None] = mapped_column(IdColumn(), nullable=True)
+    company_id: Mapped[str | None] = mapped_column(IdColumn(), nullable=True)
+    tags: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)

@@ -1,0 +1,63 @@
+"""Contact schemas: ContactCreate / ContactUpdate / ContactRead."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from shared.normalize import normalize_email, normalize_phone, normalize_tags
+from shared.schemas import ReadModel, StrictModel
+
+LIFECYCLE_STAGES = ("subscriber", "lead", "qualified", "opportunity", "customer", "other")
+LifecycleStage = Literal["subscriber", "lead", "qualified", "opportunity", "customer", "other"]
+Email = Annotated[str, Field(max_length=320, description="Trimmed and lower-cased"), AfterValidator(normalize_email)]
+Phone = Annotated[str, Field(max_length=64), AfterValidator(normalize_phone)]
+Tags = Annotated[list[str], Field(max_length=50), AfterValidator(normalize_tags)]
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class ContactCreate(StrictModel):
+    first_name: Name | None = None
+    last_name: Name | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    job_title: str | None = Field(None, max_length=150)
+    lifecycle_stage: LifecycleStage | None = None
+    owner_id: str | None = Field(None, max_length=26)
+    company_id: str | None = Field(None, max_length=26)
+    tags: Tags = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _identifiable(self) -> ContactCreate:
+        if not (self.email or self.first_name or self.last_name):
+            raise ValueError("a contact needs at least an email, a first name or a last name")
+        return self
+
+
+class ContactUpdate(StrictModel):
+    first_name: Name | None = None
+    last_name: Name | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    job_title: str | None = Field(None, max_length=150)
+    lifecycle_stage: LifecycleStage | None = None
+    owner_id: str | None = Field(None, max_length=26)
+    company_id: str | None = Field(None, max_length=26)
+    tags: Tags | None = None
+
+
+class ContactRead(ReadModel):
+    id: str
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    phone: str | None
+    job_title: str | None
+    lifecycle_stage: LifecycleStage | None
+    owner_id: str | None
+    company_id: str | None
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None

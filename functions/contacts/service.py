@@ -1,0 +1,60 @@
+"""Contact use cases: the shared record machinery, references checked through the owning capabilities."""
+from __future__ import annotations
+
+from typing import Any
+
+from functions.companies import service as companies_service
+from functions.contacts.models import Contact
+from functions.contacts.schemas import LIFECYCLE_STAGES, ContactCreate, ContactRead, ContactUpdate
+from functions.workspaces.service import ensure_members
+from layers.db.uow import UnitOfWork
+from layers.records.properties import PropertySpec
+from layers.records.service import ObjectSpec, RecordService
+from shared.context import Scope
+from shared.errors import NotFound
+
+
+def _check_references(uow: UnitOfWork, values: dict[str, Any]) -> None:
+    if values.get("company_id") is not None:
+        companies_service.ensure_active(uow, values["company_id"], field="company_id")
+    if values.get("owner_id") is not None:
+        ensure_members(uow, [values["owner_id"]], field="owner_id")
+
+
+SPEC = ObjectSpec(
+    object_type="contacts",
+    event_name="contact",
+    model=Contact,
+    read_schema=ContactRead,
+    create_schema=ContactCreate,
+    update_schema=ContactUpdate,
+    properties=(
+        PropertySpec("id", "id"),
+        PropertySpec("first_name", "string"),
+        PropertySpec("last_name", "string"),
+        PropertySpec("email", "string"),
+        PropertySpec("phone", "string"),
+        PropertySpec("job_title", "string"),
+        PropertySpec("lifecycle_stage", "enum", choices=LIFECYCLE_STAGES),
+        PropertySpec("owner_id", "id"),
+        PropertySpec("company_id", "id"),
+        PropertySpec("tags", "tags", sortable=False),
+        PropertySpec("created_at", "datetime"),
+        PropertySpec("updated_at", "datetime"),
+        PropertySpec("archived_at", "datetime"),
+    ),
+    text_fields=("first_name", "last_name", "email", "job_title"),
+    unique_field="email",
+    check_references=_check_references,
+)
+contacts = RecordService(SPEC)
+
+
+def list_for_company(
+    scope: Scope, company_id: str, *, limit: int, cursor: str | None, include_archived: bool
+) -> str:
+    with UnitOfWork(scope) as uow:
+        if not companies_service.exists(uow, company_id):
+            raise NotFound(f"no company with id {company_id}")
+    return contacts.list(scope, limit=limit, cursor=cursor, include_archived=include_archived,
+                         where=(Contact.company_id == company_id,))

@@ -1,0 +1,1 @@
+"""Platform routes: liveness, readiness, metrics, the OpenAPI document and its docs page."""

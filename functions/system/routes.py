@@ -1,0 +1,61 @@
+"""Liveness, readiness, Prometheus metrics, the OpenAPI document and its docs page."""
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+from chalice import Blueprint
+from chalice.app import Response
+
+from functions.system.schemas import Health, Readiness
+from functions.system.service import readiness
+from layers.http.endpoint import endpoint
+from layers.http.openapi import build_openapi
+from layers.http.requests import json_response
+from layers.observability.metrics import render
+
+bp = Blueprint(__name__)
+TAG = "System"
+_DOCS_PAGE = (Path(__file__).parent / "docs.html").read_text()
+
+
+@bp.route("/health", methods=["GET"])
+@endpoint(summary="Liveness: the process answers (touches nothing)", permission="public", tag=TAG, response=Health)
+def health() -> Response:
+    return json_response('{"status":"ok"}')
+
+
+@bp.route("/ready", methods=["GET"])
+@endpoint(summary="Readiness: the database and Redis answer", permission="public", tag=TAG, response=Readiness,
+          errors=(503,))
+def ready() -> Response:
+    checks = readiness()
+    ok = all(checks.values())
+    return json_response({"status": "ready" if ok else "unavailable", "checks": checks}, 200 if ok else 503)
+
+
+@bp.route("/metrics", methods=["GET"])
+@endpoint(summary="Prometheus metrics (all worker processes)", permission="public", tag=TAG,
+          content_type="text/plain")
+def metrics() -> Response:
+    body, content_type = render()
+    return Response(body=body.decode(), status_code=200, headers={"Content-Type": content_type})
+
+
+@cache
+def _openapi_document(app_id: int) -> str:
+    return json.dumps(build_openapi(bp.current_app), separators=(",", ":"))
+
+
+@bp.route("/v1/openapi.json", methods=["GET"])
+@endpoint(summary="This API's OpenAPI 3.1 document", permission="public", tag=TAG)
+def openapi() -> Response:
+    return json_response(_openapi_document(id(bp.current_app)))
+
+
+@bp.route("/docs", methods=["GET"])
+@endpoint(summary="API reference page (renders the OpenAPI document)", permission="public", tag=TAG,
+          content_type="text/html")
+def docs() -> Response:
+    return Response(body=_DOCS_PAGE, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})

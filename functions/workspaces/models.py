@@ -1,0 +1,61 @@
+"""People, workspaces, memberships and API keys.
+
+`users` and `workspaces` are the two platform tables without `workspace_id`: a person exists
+across workspaces, and a workspace is the tenant itself. Everything else is tenant-scoped.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from layers.db.base import Base, IdColumn, JSONType, TenantMixin, UTCDateTime
+from shared.clock import utcnow
+from shared.ids import new_id
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(IdColumn(), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320), nullable=False, unique=True)
+    firebase_uid: Mapped[str | None] = mapped_column(String(128), nullable=True, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+
+    id: Mapped[str] = mapped_column(IdColumn(), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+class Membership(TenantMixin, Base):
+    __tablename__ = "memberships"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "user_id"),
+        Index("ix_memberships_user_id", "user_id"),
+    )
+
+    id: Mapped[str] = mapped_column(IdColumn(), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(IdColumn(), ForeignKey("workspaces.id"), nullable=False)
+    user_id: Mapped[str] = mapped_column(IdColumn(), ForeignKey("users.id"), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+class ApiKey(TenantMixin, Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_workspace_id_id", "workspace_id", "id"),)
+
+    id: Mapped[str] = mapped_column(IdColumn(), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(IdColumn(), ForeignKey("workspaces.id"), nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSONType, nullable=False)
+    created_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

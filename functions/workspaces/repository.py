@@ -1,0 +1,56 @@
+"""Queries for people, workspaces, memberships and API keys."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from functions.workspaces.models import ApiKey, Membership, User, Workspace
+
+
+def user_by_email(session: Session, email: str) -> User | None:
+    return session.scalars(select(User).where(User.email == email)).first()
+
+
+def user_by_firebase_uid(session: Session, uid: str) -> User | None:
+    return session.scalars(select(User).where(User.firebase_uid == uid)).first()
+
+
+def memberships_of(session: Session, user_id: str) -> list[tuple[Membership, Workspace]]:
+    """Every workspace of one person (an unscoped session: it spans workspaces by design)."""
+    statement = (
+        select(Membership, Workspace)
+        .join(Workspace, Workspace.id == Membership.workspace_id)
+        .where(Membership.user_id == user_id)
+        .order_by(Membership.workspace_id)
+    )
+    return [(m, w) for m, w in session.execute(statement).all()]
+
+
+def membership(session: Session, user_id: str) -> Membership | None:
+    return session.scalars(select(Membership).where(Membership.user_id == user_id)).first()
+
+
+def members_page(session: Session, *, after_user_id: str | None, limit: int) -> list[tuple[Membership, User]]:
+    statement = select(Membership, User).join(User, User.id == Membership.user_id).order_by(Membership.user_id)
+    if after_user_id:
+        statement = statement.where(Membership.user_id > after_user_id)
+    return [(m, u) for m, u in session.execute(statement.limit(limit + 1)).all()]
+
+
+def count_owners(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Membership).where(Membership.role == "owner")) or 0
+
+
+def members_among(session: Session, user_ids: list[str]) -> set[str]:
+    return set(session.scalars(select(Membership.user_id).where(Membership.user_id.in_(user_ids))))
+
+
+def live_api_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
+    return session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))).first()
+
+
+def api_keys_page(session: Session, *, after_id: str | None, limit: int) -> list[ApiKey]:
+    statement = select(ApiKey).order_by(ApiKey.id.desc())
+    if after_id:
+        statement = statement.where(ApiKey.id < after_id)
+    return list(session.scalars(statement.limit(limit + 1)))

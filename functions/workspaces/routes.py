@@ -1,0 +1,125 @@
+"""Workspaces, members, API keys and sessions."""
+from __future__ import annotations
+
+from chalice import Blueprint
+from chalice.app import Response
+
+from functions.workspaces import service
+from functions.workspaces.schemas import (
+    ApiKeyCreate, ApiKeyCreated, ApiKeyPage, MemberInvite, MemberPage, MemberRead, MemberUpdate, MeRead,
+    SessionCreate, WorkspaceCreate, WorkspaceList, WorkspaceRead,
+)
+from layers.auth.verifier import get_verifier
+from layers.cache.sessions import COOKIE_NAME
+from layers.http.endpoint import CURSOR_PARAM, LIMIT_PARAM, endpoint
+from layers.http.requests import json_response, no_content, parse_body, parse_query, scope_of, user_of
+from layers.records.routes import PageQuery
+from shared.settings import get_settings
+
+bp = Blueprint(__name__)
+TAG = "Workspaces"
+
+
+@bp.route("/v1/workspaces", methods=["POST"])
+@endpoint(summary="Create a workspace (you become its owner)", permission="user", tag=TAG,
+          request=WorkspaceCreate, response=WorkspaceRead, status=201, errors=(400, 422))
+def create_workspace() -> Response:
+    request = bp.current_request
+    data = parse_body(request, WorkspaceCreate)
+    return json_response(service.create_workspace(user=user_of(request), name=data.name), 201)
+
+
+@bp.route("/v1/workspaces", methods=["GET"])
+@endpoint(summary="Workspaces you belong to", permission="user", tag=TAG, response=WorkspaceList)
+def list_workspaces() -> Response:
+    return json_response({"data": [w.model_dump(mode="json") for w in
+                                   service.list_workspaces(user=user_of(bp.current_request))]})
+
+
+@bp.route("/v1/me", methods=["GET"])
+@endpoint(summary="The signed-in person and their workspaces", permission="user", tag=TAG, response=MeRead)
+def me() -> Response:
+    return json_response(service.me(user=user_of(bp.current_request)))
+
+
+@bp.route("/v1/members", methods=["GET"])
+@endpoint(summary="Members of the workspace", permission="read", tag=TAG, response=MemberPage, errors=(422,),
+          query=(LIMIT_PARAM, CURSOR_PARAM))
+def list_members() -> Response:
+    request = bp.current_request
+    query = parse_query(request, PageQuery)
+    return json_response(service.list_members(scope_of(request), limit=query.limit, cursor=query.cursor))
+
+
+@bp.route("/v1/members", methods=["POST"])
+@endpoint(summary="Invite a person by email", permission="admin", tag=TAG, request=MemberInvite,
+          response=MemberRead, status=201, errors=(400, 409, 422))
+def invite_member() -> Response:
+    request = bp.current_request
+    return json_response(service.invite_member(scope_of(request), parse_body(request, MemberInvite)), 201)
+
+
+@bp.route("/v1/members/{user_id}", methods=["PATCH"])
+@endpoint(summary="Change a member's role", permission="admin", tag=TAG, request=MemberUpdate,
+          response=MemberRead, errors=(400, 404, 409, 422))
+def change_role(user_id: str) -> Response:
+    request = bp.current_request
+    data = parse_body(request, MemberUpdate)
+    return json_response(service.change_role(scope_of(request), user_id, data.role))
+
+
+@bp.route("/v1/members/{user_id}", methods=["DELETE"])
+@endpoint(summary="Remove a member", permission="admin", tag=TAG, status=204, errors=(404, 409))
+def remove_member(user_id: str) -> Response:
+    service.remove_member(scope_of(bp.current_request), user_id)
+    return no_content()
+
+
+@bp.route("/v1/api-keys", methods=["POST"])
+@endpoint(summary="Create an API key (the secret is shown once)", permission="admin", tag=TAG,
+          request=ApiKeyCreate, response=ApiKeyCreated, status=201, errors=(400, 422))
+def create_api_key() -> Response:
+    request = bp.current_request
+    return json_response(service.create_api_key(scope_of(request), parse_body(request, ApiKeyCreate)), 201)
+
+
+@bp.route("/v1/api-keys", methods=["GET"])
+@endpoint(summary="API keys of the workspace", permission="admin", tag=TAG, response=ApiKeyPage, errors=(422,),
+          query=(LIMIT_PARAM, CURSOR_PARAM))
+def list_api_keys() -> Response:
+    request = bp.current_request
+    query = parse_query(request, PageQuery)
+    return json_response(service.list_api_keys(scope_of(request), limit=query.limit, cursor=query.cursor))
+
+
+@bp.route("/v1/api-keys/{key_id}", methods=["DELETE"])
+@endpoint(summary="Revoke an API key", permission="admin", tag=TAG, status=204, errors=(404,))
+def revoke_api_key(key_id: str) -> Response:
+    service.revoke_api_key(scope_of(bp.current_request), key_id)
+    return no_content()
+
+
+@bp.route("/v1/sessions", methods=["POST"])
+@endpoint(summary="Exchange a Firebase ID token for a session cookie", permission="public", tag=TAG,
+          request=SessionCreate, response=MeRead, status=201, errors=(400, 401, 422))
+def start_session() -> Response:
+    request = bp.current_request
+    data = parse_body(request, SessionCreate)
+    token, user = service.start_session(get_verifier().verify(data.id_token))
+    max_age = get_settings().session_ttl_seconds
+    secure = "" if get_settings().is_local else "; Secure"
+    response = json_response(service.me(user=user), 201)
+    response.headers["Set-Cookie"] = f"{COOKIE_NAME}={token}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}"
+    return response
+
+
+@bp.route("/v1/sessions/current", methods=["DELETE"])
+@endpoint(summary="Sign out: revoke the session", permission="user", tag=TAG, status=204)
+def end_session() -> Response:
+    request = bp.current_request
+    cookie = request.headers.get("cookie", "")
+    token = next((v for k, _, v in (p.strip().partition("=") for p in cookie.split(";")) if k == COOKIE_NAME), None)
+    service.end_session(token)
+    response = no_content()
+    response.headers["Set-Cookie"] = f"{COOKIE_NAME}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"
+    return response

@@ -1,0 +1,91 @@
+"""Workspace, member, API key and session schemas."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import EmailStr, Field, field_validator
+
+from shared.schemas import Page, ReadModel, StrictModel
+
+Role = Literal["owner", "admin", "member", "viewer"]
+ApiScope = Literal["read", "write", "admin"]
+
+
+class WorkspaceCreate(StrictModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class WorkspaceRead(ReadModel):
+    id: str
+    name: str
+    created_at: datetime
+    role: Role | None = Field(None, description="The caller's role in it")
+
+
+class WorkspaceList(ReadModel):
+    data: list[WorkspaceRead]
+
+
+class MemberInvite(StrictModel):
+    email: EmailStr
+    role: Role = "member"
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip().lower()
+
+
+class MemberUpdate(StrictModel):
+    role: Role
+
+
+class MemberRead(ReadModel):
+    user_id: str
+    email: str
+    role: Role
+    joined_at: datetime
+
+
+class MemberPage(Page[MemberRead]):
+    pass
+
+
+class ApiKeyCreate(StrictModel):
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[ApiScope] = Field(min_length=1)
+
+
+class ApiKeyRead(ReadModel):
+    id: str
+    name: str
+    prefix: str = Field(description="The key's first characters, to recognise it")
+    scopes: list[ApiScope]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The secret. Shown once: store it now")
+
+
+class ApiKeyPage(Page[ApiKeyRead]):
+    pass
+
+
+class SessionCreate(StrictModel):
+    id_token: str = Field(min_length=1, max_length=8192)
+
+
+class MeRead(ReadModel):
+    id: str
+    email: str
+    workspaces: list[WorkspaceRead]
+
+
+class WorkspaceProvisioned(ReadModel):
+    workspace_id: str
+    owner_user_id: str
+    api_key_id: str
+    api_key: str

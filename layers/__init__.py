@@ -1,0 +1,1 @@
+"""Shared infrastructure layers: one package per concern."""

@@ -1,0 +1,1 @@
+"""Auth layer: Firebase ID tokens, workspace API keys, sessions."""

@@ -1,0 +1,1 @@
+"""Database layer: engine, declarative base, tenancy, unit of work, migrations."""

@@ -1,0 +1,31 @@
+"""Alembic environment: the metadata of every capability's models, on the configured engine."""
+from __future__ import annotations
+
+import importlib
+
+from alembic import context
+
+from layers.db.base import Base
+from layers.db.engine import get_engine
+
+importlib.import_module("app")  # registers every capability's models on Base.metadata
+target_metadata = Base.metadata
+
+
+def run_migrations() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    with get_engine().connect() as connection:
+        _run(connection)
+
+
+def _run(connection: object) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,  # type: ignore[arg-type]
+                      compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run_migrations()

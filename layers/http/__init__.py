@@ -1,0 +1,1 @@
+"""HTTP: the Chalice app shell, the WSGI adapter, middleware, request helpers, OpenAPI, the server."""

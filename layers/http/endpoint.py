@@ -1,0 +1,57 @@
+"""Route metadata: what a handler needs (permission) and says (schemas, errors) — one source
+for the auth middleware, the OpenAPI document and the tests' route inventory."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
+
+Permission = Literal["public", "user", "read", "write", "admin"]
+F = TypeVar("F", bound=Callable[..., Any])
+ATTRIBUTE = "__crm_endpoint__"
+
+
+@dataclass(frozen=True)
+class QueryParam:
+    name: str
+    schema: dict[str, Any]
+    description: str = ""
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    summary: str
+    permission: Permission
+    tag: str
+    request: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    query: tuple[QueryParam, ...] = ()
+    etag: bool = False  # single-record response: ETag header, If-None-Match / If-Match
+    idempotent_post: bool = True
+    content_type: str = "application/json"
+    extra_responses: dict[int, str] = field(default_factory=dict)
+
+
+def endpoint(**spec: Any) -> Callable[[F], F]:
+    """Attach an `Endpoint` to a view function (put it under the `@bp.route` decorator)."""
+    meta = Endpoint(**spec)
+
+    def attach(view: F) -> F:
+        setattr(view, ATTRIBUTE, meta)
+        return view
+
+    return attach
+
+
+def endpoint_of(view: Callable[..., Any]) -> Endpoint | None:
+    return getattr(view, ATTRIBUTE, None)
+
+
+LIMIT_PARAM = QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size")
+CURSOR_PARAM = QueryParam("cursor", {"type": "string"}, "Opaque cursor from the previous page's next_cursor")
+ARCHIVED_PARAM = QueryParam("include_archived", {"type": "boolean", "default": False}, "Include archived records")

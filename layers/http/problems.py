@@ -1,0 +1,46 @@
+"""RFC 9457 problem+json responses, and pydantic errors as lists of fields at fault."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chalice.app import Response
+from pydantic import ValidationError
+
+from shared.errors import AppError, ValidationFailed
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_body(error: AppError, request_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": error.type_uri,
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "instance": request_id,
+    }
+    if error.errors is not None:
+        body["errors"] = error.errors
+    body.update(error.extra)
+    return body
+
+
+def problem_response(error: AppError, request_id: str) -> Response:
+    headers = {"Content-Type": PROBLEM_JSON, **error.headers}
+    return Response(body=json.dumps(problem_body(error, request_id)), headers=headers, status_code=error.status)
+
+
+def field_errors(exc: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
+    errors = []
+    for item in exc.errors(include_url=False, include_input=False):
+        location = ".".join(str(part) for part in prefix + tuple(item["loc"])) or "body"
+        code = item["type"]
+        message = "unknown field" if code == "extra_forbidden" else item["msg"]
+        errors.append({"field": location, "message": message, "code": code})
+    return errors
+
+
+def validation_failed(exc: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> ValidationFailed:
+    errors = field_errors(exc, prefix=prefix)
+    return ValidationFailed(f"{len(errors)} field(s) failed validation", errors=errors)

@@ -1,0 +1,13 @@
+"""JSON logs to stdout through powertools Logger (CloudWatch reads stdout)."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from aws_lambda_powertools import Logger
+
+from shared.settings import get_settings
+
+
+@lru_cache(maxsize=1)
+def get_logger() -> Logger:
+    return Logger(service="crm", level=get_settings().log_level, use_rfc3339=True)

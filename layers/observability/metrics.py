@@ -1,0 +1,42 @@
+"""Prometheus metrics. With PROMETHEUS_MULTIPROC_DIR set (crm serve sets it), every worker process
+writes its samples there and /metrics sums them, so the figures are right with several workers."""
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+HTTP_REQUESTS = Counter(
+    "crm_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "crm_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+REDIS_DEGRADED = Counter(
+    "crm_redis_degraded_total",
+    "Operations served without Redis (cache fall-through, local rate limiter, ...)",
+    ["component"],
+)
+REDIS_AVAILABLE = Gauge(
+    "crm_redis_available", "1 while Redis answers, 0 after a failure", multiprocess_mode="livemin"
+)
+REDIS_AVAILABLE.set(1)
+CACHE_LOOKUPS = Counter("crm_cache_lookups_total", "Record cache lookups", ["result"])
+RATE_LIMITED = Counter("crm_rate_limited_total", "Requests refused with 429", ["limit"])
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text for /metrics (summed over worker processes when multiprocess)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,1 @@
+"""The machinery every CRM object shares: field history, search, keyset pages, CRUD, batch."""

@@ -1,0 +1,190 @@
+"""Searchable properties of an object, and how each search operator becomes SQL."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import Boolean, ColumnElement, and_, false, func, literal, not_, or_, true
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from shared.clock import as_utc
+from shared.errors import ValidationFailed
+
+Kind = Literal["string", "enum", "number", "datetime", "id", "tags", "boolean"]
+Operator = Literal[
+    "EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN",
+    "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN",
+]
+_ORDERED = {"LT", "LTE", "GT", "GTE", "BETWEEN"}
+_ALLOWED: dict[str, set[str]] = {
+    "string": {"EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN"} | _ORDERED,
+    "enum": {"EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY"},
+    "number": {"EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY"} | _ORDERED,
+    "datetime": {"EQ", "NEQ", "HAS_PROPERTY", "NOT_HAS_PROPERTY"} | _ORDERED,
+    "id": {"EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY"},
+    "tags": {"EQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN"},
+    "boolean": {"EQ", "NEQ", "HAS_PROPERTY", "NOT_HAS_PROPERTY"},
+}
+
+
+@dataclass(frozen=True)
+class PropertySpec:
+    name: str
+    kind: Kind
+    sortable: bool = True
+    choices: tuple[str, ...] = ()
+
+    def operators(self) -> set[str]:
+        return _ALLOWED[self.kind]
+
+
+class json_array_contains(FunctionElement[bool]):  # noqa: N801 - SQL function naming
+    """`tags` (a JSON array of strings) holds the given string."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "json_array_contains"
+
+
+@compiles(json_array_contains)
+def _contains_sqlite(element: json_array_contains, compiler: SQLCompiler, **kw: Any) -> str:
+    column, value = list(element.clauses)
+    return (
+        f"EXISTS (SELECT 1 FROM json_each({compiler.process(column, **kw)}) "
+        f"WHERE json_each.value = {compiler.process(value, **kw)})"
+    )
+
+
+@compiles(json_array_contains, "mysql")
+@compiles(json_array_contains, "mariadb")
+def _contains_mysql(element: json_array_contains, compiler: SQLCompiler, **kw: Any) -> str:
+    column, value = list(element.clauses)
+    return f"JSON_CONTAINS({compiler.process(column, **kw)}, JSON_QUOTE({compiler.process(value, **kw)}))"
+
+
+class json_array_length(FunctionElement[int]):  # noqa: N801
+    inherit_cache = True
+    name = "json_array_length"
+
+
+@compiles(json_array_length)
+def _length_sqlite(element: json_array_length, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_array_length({compiler.process(list(element.clauses)[0], **kw)})"
+
+
+@compiles(json_array_length, "mysql")
+@compiles(json_array_length, "mariadb")
+def _length_mysql(element: json_array_length, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"JSON_LENGTH({compiler.process(list(element.clauses)[0], **kw)})"
+
+
+def _fail(field: str, message: str, code: str = "invalid") -> ValidationFailed:
+    return ValidationFailed(message, errors=[{"field": field, "message": message, "code": code}])
+
+
+def coerce(spec: PropertySpec, value: Any, field: str) -> Any:
+    """A filter value as the column's Python type; 422 when it cannot be one."""
+    if value is None:
+        raise _fail(field, "a value is required")
+    if spec.kind in ("string", "id", "tags"):
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise _fail(field, "must be a string")
+        return str(value)
+    if spec.kind == "enum":
+        if value not in spec.choices:
+            raise _fail(field, f"must be one of {', '.join(spec.choices)}")
+        return value
+    if spec.kind == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(field, "must be a number")
+        return value
+    if spec.kind == "boolean":
+        if not isinstance(value, bool):
+            raise _fail(field, "must be true or false")
+        return value
+    # datetime: ISO 8601 or epoch milliseconds
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        if isinstance(value, str):
+            return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except (ValueError, OverflowError):
+        pass
+    raise _fail(field, "must be an ISO 8601 datetime or epoch milliseconds")
+
+
+def _like_pattern(token: str) -> str:
+    escaped = token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%") if "*" in escaped else f"%{escaped}%"
+
+
+def condition(spec: PropertySpec, column: Any, operator: str, values: list[Any]) -> ColumnElement[bool]:
+    """SQL for one filter; `values` are already coerced (one, two for BETWEEN, many for IN)."""
+    if spec.kind == "tags":
+        return _tags_condition(column, operator, values)
+    blank = column.is_(None) if spec.kind != "string" else or_(column.is_(None), column == "")
+    match operator:
+        case "EQ":
+            return column == values[0]  # type: ignore[no-any-return]
+        case "NEQ":
+            return or_(column != values[0], column.is_(None))
+        case "LT":
+            return column < values[0]  # type: ignore[no-any-return]
+        case "LTE":
+            return column <= values[0]  # type: ignore[no-any-return]
+        case "GT":
+            return column > values[0]  # type: ignore[no-any-return]
+        case "GTE":
+            return column >= values[0]  # type: ignore[no-any-return]
+        case "BETWEEN":
+            return column.between(values[0], values[1])  # type: ignore[no-any-return]
+        case "IN":
+            return column.in_(values)  # type: ignore[no-any-return]
+        case "NOT_IN":
+            return or_(column.not_in(values), column.is_(None))
+        case "HAS_PROPERTY":
+            return not_(blank)
+        case "NOT_HAS_PROPERTY":
+            return blank  # type: ignore[no-any-return]
+        case "CONTAINS_TOKEN":
+            return column.like(_like_pattern(values[0]), escape="\\")  # type: ignore[no-any-return]
+    raise _fail("operator", f"unsupported operator {operator}")
+
+
+def _tags_condition(column: Any, operator: str, values: list[Any]) -> ColumnElement[bool]:
+    match operator:
+        case "EQ" | "CONTAINS_TOKEN":
+            return json_array_contains(column, literal(values[0]))  # type: ignore[return-value]
+        case "IN":
+            return or_(*(json_array_contains(column, literal(v)) for v in values)) if values else false()
+        case "NOT_IN":
+            return and_(*(not_(json_array_contains(column, literal(v))) for v in values)) if values else true()
+        case "HAS_PROPERTY":
+            return and_(column.is_not(None), json_array_length(column) > 0)
+        case "NOT_HAS_PROPERTY":
+            return or_(column.is_(None), json_array_length(column) == 0)
+    raise _fail("operator", f"unsupported operator {operator}")
+
+
+def text_match(columns: list[Any], query: str, dialect: str) -> ColumnElement[bool] | None:
+    """Full text over the object's text fields: every word must match (prefix match per word)."""
+    words = [w for w in "".join(ch if ch.isalnum() else " " for ch in query.lower()).split() if w]
+    if not words:
+        return None
+    if dialect in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import match
+
+        # InnoDB indexes words of 3+ characters; shorter ones fall back to LIKE.
+        long_words = [w for w in words if len(w) >= 3]
+        short_words = [w for w in words if len(w) < 3]
+        parts: list[ColumnElement[bool]] = []
+        if long_words:
+            against = " ".join(f"+{w}*" for w in long_words)
+            parts.append(match(*columns, against=against).in_boolean_mode())
+        for word in short_words:
+            parts.append(or_(*(func.lower(c).like(_like_pattern(word), escape="\\") for c in columns)))
+        return and_(*parts)
+    return and_(*(or_(*(func.lower(c).like(_like_pattern(w), escape="\\") for c in columns)) for w in words))

@@ -1,0 +1,176 @@
+"""The standard routes of a CRM object, declared once for every capability that has records.
+
+`register_record_routes(bp, service)` adds list, create, search, batch create/update/upsert/archive,
+get, update, archive, restore and history under `/v1/{object}`, each with its `@endpoint` metadata
+so auth, OpenAPI and the route inventory see them like any hand-written route.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from chalice import Blueprint
+from chalice.app import Response
+from pydantic import BaseModel, Field, create_model
+
+from layers.http.endpoint import ARCHIVED_PARAM, CURSOR_PARAM, LIMIT_PARAM, endpoint
+from layers.http.requests import (
+    if_match, json_response, no_content, parse_body, parse_query, record_response, scope_of,
+)
+from layers.records.search import SearchRequest
+from layers.records.service import MAX_BATCH, RecordService
+from shared.schemas import Page, StrictModel
+
+
+class ListQuery(StrictModel):
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = None
+    include_archived: bool = False
+
+
+class GetQuery(StrictModel):
+    include_archived: bool = False
+
+
+class PageQuery(StrictModel):
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = None
+
+
+class BatchRequest(StrictModel):
+    inputs: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class HistoryEntry(BaseModel):
+    id: str
+    record_id: str
+    action: str
+    field: str
+    old_value: Any = None
+    new_value: Any = None
+    actor: dict[str, str]
+    source: str
+    request_id: str
+    changed_at: str
+
+
+class BatchResult(BaseModel):
+    index: int
+    status: int
+    outcome: str = Field(description="created | updated | archived | error")
+    record: dict[str, Any] | None = None
+    problem: dict[str, Any] | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchResult]
+
+
+class HistoryPage(Page[HistoryEntry]):
+    pass
+
+
+@lru_cache(maxsize=None)
+def page_model_for(read: type[BaseModel]) -> type[BaseModel]:
+    """`ContactRead` → `ContactPage` (one class per object, so OpenAPI names it once)."""
+    return create_model(f"{read.__name__.removesuffix('Read')}Page", __base__=Page[read])  # type: ignore[valid-type]
+
+
+def register_record_routes(bp: Blueprint, service: RecordService, *, tag: str) -> None:
+    spec = service.spec
+    name, base = spec.object_type, f"/v1/{spec.object_type}"
+    read = spec.read_schema
+    page_model = page_model_for(read)
+    batch_docs = {
+        op: create_model(
+            f"{read.__name__.removesuffix('Read')}Batch{op.capitalize()}",
+            __base__=StrictModel,
+            inputs=(list[schema], Field(min_length=1, max_length=MAX_BATCH)),  # type: ignore[valid-type]
+        )
+        for op, schema in (("create", spec.create_schema), ("update", spec.update_schema),
+                           ("upsert", spec.create_schema), ("archive", dict[str, str]))
+    }
+
+    @bp.route(base, methods=["GET"], name=f"{name}_list")
+    @endpoint(summary=f"List {name}", permission="read", tag=tag, response=page_model, errors=(422,),
+              query=(LIMIT_PARAM, CURSOR_PARAM, ARCHIVED_PARAM))
+    def list_records() -> Response:
+        query = parse_query(bp.current_request, ListQuery)
+        return json_response(service.list(scope_of(bp.current_request), limit=query.limit, cursor=query.cursor,
+                                          include_archived=query.include_archived))
+
+    @bp.route(base, methods=["POST"], name=f"{name}_create")
+    @endpoint(summary=f"Create a {spec.event_name}", permission="write", tag=tag, request=spec.create_schema,
+              response=read, status=201, errors=(400, 409, 422), etag=True)
+    def create_record() -> Response:
+        request = bp.current_request
+        view = service.create(scope_of(request), parse_body(request, spec.create_schema))
+        response = record_response(view.body, view.version, 201)
+        response.headers["Location"] = f"{base}/{view.id}"
+        return response
+
+    @bp.route(f"{base}/search", methods=["POST"], name=f"{name}_search")
+    @endpoint(summary=f"Search {name}", permission="read", tag=tag, request=SearchRequest, response=page_model,
+              errors=(400, 422))
+    def search_records() -> Response:
+        request = bp.current_request
+        return json_response(service.search(scope_of(request), parse_body(request, SearchRequest)))
+
+    for operation in ("create", "update", "upsert", "archive"):
+        _register_batch(bp, service, operation, tag, batch_docs[operation])
+
+    @bp.route(f"{base}/{{record_id}}", methods=["GET"], name=f"{name}_get")
+    @endpoint(summary=f"Get a {spec.event_name}", permission="read", tag=tag, response=read, errors=(404, 422),
+              etag=True, query=(ARCHIVED_PARAM,))
+    def get_record(record_id: str) -> Response:
+        request = bp.current_request
+        query = parse_query(request, GetQuery)
+        view = service.get(scope_of(request), record_id, include_archived=query.include_archived)
+        return record_response(view.body, view.version)
+
+    @bp.route(f"{base}/{{record_id}}", methods=["PATCH"], name=f"{name}_update")
+    @endpoint(summary=f"Update a {spec.event_name}", permission="write", tag=tag, request=spec.update_schema,
+              response=read, errors=(400, 404, 409, 412, 422), etag=True)
+    def update_record(record_id: str) -> Response:
+        request = bp.current_request
+        data = parse_body(request, spec.update_schema)
+        view = service.update(scope_of(request), record_id, data, expected_version=if_match(request))
+        return record_response(view.body, view.version)
+
+    @bp.route(f"{base}/{{record_id}}", methods=["DELETE"], name=f"{name}_archive")
+    @endpoint(summary=f"Archive a {spec.event_name}", permission="write", tag=tag, status=204,
+              errors=(404, 409, 412))
+    def archive_record(record_id: str) -> Response:
+        request = bp.current_request
+        service.archive(scope_of(request), record_id, expected_version=if_match(request))
+        return no_content()
+
+    @bp.route(f"{base}/{{record_id}}/restore", methods=["POST"], name=f"{name}_restore")
+    @endpoint(summary=f"Restore an archived {spec.event_name}", permission="write", tag=tag, response=read,
+              errors=(404, 409), etag=True)
+    def restore_record(record_id: str) -> Response:
+        view = service.restore(scope_of(bp.current_request), record_id)
+        return record_response(view.body, view.version)
+
+    @bp.route(f"{base}/{{record_id}}/history", methods=["GET"], name=f"{name}_history")
+    @endpoint(summary=f"Field history of a {spec.event_name}", permission="read", tag=tag, response=HistoryPage,
+              errors=(404, 422), query=(LIMIT_PARAM, CURSOR_PARAM))
+    def record_history(record_id: str) -> Response:
+        request = bp.current_request
+        query = parse_query(request, PageQuery)
+        return json_response(service.history(scope_of(request), record_id, limit=query.limit, cursor=query.cursor))
+
+
+def _register_batch(bp: Blueprint, service: RecordService, operation: str, tag: str, doc: type[BaseModel]) -> None:
+    spec = service.spec
+
+    @bp.route(f"/v1/{spec.object_type}/batch/{operation}", methods=["POST"],
+              name=f"{spec.object_type}_batch_{operation}")
+    @endpoint(summary=f"Batch {operation} {spec.object_type} (at most {MAX_BATCH})", permission="write", tag=tag,
+              request=doc, response=BatchResponse, errors=(400, 422),
+              extra_responses={207: "Some inputs failed; each result says which and why"})
+    def batch() -> Response:
+        request = bp.current_request
+        body = parse_body(request, BatchRequest)
+        outcome = service.batch(scope_of(request), operation, body.inputs)  # type: ignore[arg-type]
+        return json_response(outcome.body, outcome.status)

@@ -1,0 +1,369 @@
+"""Use cases every CRM object shares: get, list, search, create, update, archive, restore, history, batch.
+
+A capability describes its object once (`ObjectSpec`) and gets all of them, each with tenancy,
+history rows, outbox events, optimistic versions and the record cache handled the same way.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, TypeAdapter
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from layers.cache import records as record_cache
+from layers.db.base import RecordMixin
+from layers.db.uow import UnitOfWork
+from layers.http.problems import problem_body
+from layers.http.requests import validate
+from layers.queue.outbox import emit
+from layers.records.history import FieldHistory, record_changes
+from layers.records.properties import PropertySpec, text_match
+from layers.records.search import SearchRequest, apply_keyset, describe, next_cursor, signature, sort_keys, where_clause
+from shared.clock import isoformat, utcnow
+from shared.context import Scope
+from shared.cursors import decode_cursor, encode_cursor
+from shared.errors import AppError, Conflict, NotFound, PreconditionFailed, UniqueConflict, ValidationFailed
+from shared.ids import new_id
+from shared.settings import get_settings
+
+ReferenceCheck = Callable[[UnitOfWork, dict[str, Any]], None]
+BatchOperation = Literal["create", "update", "upsert", "archive"]
+MAX_BATCH = 100
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    object_type: str  # plural, as in the URL: "contacts"
+    event_name: str  # singular, as in events: "contact"
+    model: type[RecordMixin]
+    read_schema: type[BaseModel]
+    create_schema: type[BaseModel]
+    update_schema: type[BaseModel]
+    properties: tuple[PropertySpec, ...]
+    text_fields: tuple[str, ...]
+    unique_field: str | None = None
+    check_references: ReferenceCheck | None = None  # other capabilities' records named by id
+
+    @property
+    def property_map(self) -> dict[str, PropertySpec]:
+        return {p.name: p for p in self.properties}
+
+
+@dataclass(frozen=True)
+class RecordView:
+    id: str
+    version: int
+    archived: bool
+    body: str  # JSON, exactly as answered
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    status: int  # 200 when every input succeeded, 207 otherwise
+    body: str
+
+
+class RecordService:
+    def __init__(self, spec: ObjectSpec) -> None:
+        self.spec = spec
+        self._properties = spec.property_map
+        self._json_value = TypeAdapter(Any)
+
+    # ---- reads -------------------------------------------------------------------------------------
+    def get(self, scope: Scope, record_id: str, *, include_archived: bool = False) -> RecordView:
+        cached = record_cache.get(scope.workspace_id, self.spec.object_type, record_id)
+        if cached is not None:
+            if cached.archived and not include_archived:
+                raise self._not_found(record_id)
+            return RecordView(record_id, cached.version, cached.archived, cached.body)
+        with UnitOfWork(scope) as uow:
+            row = uow.session.get(self.spec.model, record_id)
+            if row is None:
+                raise self._not_found(record_id)
+            view = self._view(row)
+        record_cache.put(scope.workspace_id, self.spec.object_type, record_id, _cached(view))
+        if view.archived and not include_archived:
+            raise self._not_found(record_id)
+        return view
+
+    def list(
+        self, scope: Scope, *, limit: int = 50, cursor: str | None = None, include_archived: bool = False,
+        where: tuple[ColumnElement[bool], ...] = (),
+    ) -> str:
+        request = SearchRequest(limit=limit, cursor=cursor, include_archived=include_archived)
+        return self.search(scope, request, where=where)
+
+    def search(self, scope: Scope, request: SearchRequest, *, where: tuple[ColumnElement[bool], ...] = ()) -> str:
+        model = self.spec.model
+        keys = sort_keys(request.sorts, self._properties, model)
+        sig = signature(keys, describe(request) + repr([str(w) for w in where]))
+        statement = select(model)
+        condition = where_clause(request.filter_groups, self._properties, model)
+        if condition is not None:
+            statement = statement.where(condition)
+        for extra in where:
+            statement = statement.where(extra)
+        if not request.include_archived:
+            statement = statement.where(model.archived_at.is_(None))
+        secret = get_settings().cursor_secret
+        with UnitOfWork(scope) as uow:
+            if request.query:
+                dialect = uow.session.get_bind().dialect.name
+                columns = [getattr(model, name) for name in self.spec.text_fields]
+                matched = text_match(columns, request.query, dialect)
+                if matched is not None:
+                    statement = statement.where(matched)
+            statement = apply_keyset(statement, keys, request.cursor, secret, sig, request.limit)
+            rows = list(uow.session.scalars(statement))
+            rows, cursor = next_cursor(rows, keys, request.limit, secret, sig)
+            bodies = [self._dump(row) for row in rows]
+        return _page(bodies, cursor)
+
+    def history(self, scope: Scope, record_id: str, *, limit: int = 50, cursor: str | None = None) -> str:
+        secret = get_settings().cursor_secret
+        with UnitOfWork(scope) as uow:
+            if uow.session.get(self.spec.model, record_id) is None:
+                raise self._not_found(record_id)
+            statement = (
+                select(FieldHistory)
+                .where(FieldHistory.object_type == self.spec.object_type, FieldHistory.record_id == record_id)
+                .order_by(FieldHistory.id.desc())
+                .limit(limit + 1)
+            )
+            if cursor is not None:
+                position = decode_cursor(cursor, secret)
+                statement = statement.where(FieldHistory.id < str(position.get("before", "")))
+            rows = list(uow.session.scalars(statement))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        bodies = [json.dumps(_history_entry(row), separators=(",", ":")) for row in rows]
+        return _page(bodies, encode_cursor({"before": rows[-1].id}, secret) if more else None)
+
+    # ---- writes ------------------------------------------------------------------------------------
+    def create(self, scope: Scope, data: BaseModel) -> RecordView:
+        with UnitOfWork(scope) as uow:
+            view = self._create(uow, data.model_dump())
+            uow.commit()
+        return view
+
+    def update(self, scope: Scope, record_id: str, data: BaseModel, *, expected_version: int | None = None) -> RecordView:
+        with UnitOfWork(scope) as uow:
+            view = self._update(uow, record_id, data.model_dump(exclude_unset=True), expected_version)
+            uow.commit()
+        return view
+
+    def archive(self, scope: Scope, record_id: str, *, expected_version: int | None = None) -> None:
+        with UnitOfWork(scope) as uow:
+            self._archive(uow, record_id, expected_version)
+            uow.commit()
+
+    def restore(self, scope: Scope, record_id: str) -> RecordView:
+        with UnitOfWork(scope) as uow:
+            row = self._load(uow, record_id)
+            if row.archived_at is not None:
+                self._change(uow, row, {"archived_at": None}, action="restored", event="restored")
+            view = self._view(row)
+            uow.commit()
+        return view
+
+    def batch(self, scope: Scope, operation: BatchOperation, inputs: list[Any]) -> BatchOutcome:
+        """Each input in its own savepoint: one bad input fails alone; the rest commit together."""
+        run = {"create": self._batch_create, "update": self._batch_update,
+               "upsert": self._batch_upsert, "archive": self._batch_archive}[operation]
+        results: list[str] = []
+        failed = False
+        with UnitOfWork(scope) as uow:
+            for index, raw in enumerate(inputs):
+                try:
+                    with uow.savepoint():
+                        outcome, status, view = run(uow, raw, index)
+                    record = view.body if view is not None else "null"
+                    results.append(f'{{"index":{index},"status":{status},"outcome":"{outcome}","record":{record}}}')
+                except AppError as error:
+                    failed = True
+                    problem = json.dumps(problem_body(error, scope.request_id), separators=(",", ":"))
+                    results.append(f'{{"index":{index},"status":{error.status},"outcome":"error","problem":{problem}}}')
+            uow.commit()
+        return BatchOutcome(207 if failed else 200, '{"results":[' + ",".join(results) + "]}")
+
+    # ---- the steps, inside a unit of work -----------------------------------------------------------
+    def _create(self, uow: UnitOfWork, values: dict[str, Any]) -> RecordView:
+        model, scope = self.spec.model, uow.scope
+        assert scope is not None
+        self._check_unique(uow, values, None)
+        if self.spec.check_references:
+            self.spec.check_references(uow, values)
+        now = utcnow()
+        row = model(id=new_id(), workspace_id=scope.workspace_id, created_at=now, updated_at=now, **values)
+        self._flush_new(uow, row, values)
+        changes = {k: (None, self._plain(v)) for k, v in values.items() if v not in (None, [], "")}
+        record_changes(uow, object_type=self.spec.object_type, record_id=row.id, action="created",
+                       changes=changes, at=now)
+        view = self._view(row)
+        emit(uow, event_type=f"{self.spec.event_name}.created", object_type=self.spec.object_type,
+             record_id=row.id, data={"object": json.loads(view.body)})
+        self._cache_after_commit(uow, view)
+        return view
+
+    def _update(
+        self, uow: UnitOfWork, record_id: str, values: dict[str, Any], expected_version: int | None
+    ) -> RecordView:
+        row = self._load(uow, record_id, include_archived=False)
+        if expected_version is not None and row.version != expected_version:
+            raise PreconditionFailed(f"the record is at version {row.version}, not {expected_version}")
+        changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+        if changed:
+            self._check_unique(uow, changed, row.id)
+            if self.spec.check_references:
+                self.spec.check_references(uow, changed)
+            self._change(uow, row, changed, action="updated", event="updated")
+        return self._view(row)
+
+    def _archive(self, uow: UnitOfWork, record_id: str, expected_version: int | None) -> RecordView:
+        row = self._load(uow, record_id, include_archived=True)
+        if expected_version is not None and row.version != expected_version:
+            raise PreconditionFailed(f"the record is at version {row.version}, not {expected_version}")
+        if row.archived_at is None:  # archiving twice is a no-op, so retries are safe
+            self._change(uow, row, {"archived_at": utcnow()}, action="archived", event="archived")
+        return self._view(row)
+
+    def _change(self, uow: UnitOfWork, row: RecordMixin, values: dict[str, Any], *, action: str, event: str) -> None:
+        now = utcnow()
+        changes = {k: (self._plain(getattr(row, k)), self._plain(v)) for k, v in values.items()}
+        for key, value in values.items():
+            setattr(row, key, value)
+        row.updated_at = now
+        try:
+            uow.session.flush()  # the version column bumps here; a concurrent writer makes this fail
+        except StaleDataError:
+            raise Conflict("the record was changed by another request at the same time; retry") from None
+        except IntegrityError:
+            raise self._integrity_conflict(uow, values, row.id) from None
+        record_changes(uow, object_type=self.spec.object_type, record_id=row.id, action=action,
+                       changes=changes, at=now)
+        view = self._view(row)
+        emit(uow, event_type=f"{self.spec.event_name}.{event}", object_type=self.spec.object_type, record_id=row.id,
+             data={"object": json.loads(view.body),
+                   "changes": {k: {"old": old, "new": new} for k, (old, new) in changes.items()}})
+        workspace_id, object_type = row.workspace_id, self.spec.object_type
+        uow.before_commit(lambda: record_cache.mark_pending(workspace_id, object_type, view.id, view.version))
+        self._cache_after_commit(uow, view)
+
+    def _batch_create(self, uow: UnitOfWork, raw: Any, index: int) -> tuple[str, int, RecordView]:
+        data = validate(self.spec.create_schema, raw, prefix=("inputs", index))
+        return "created", 201, self._create(uow, data.model_dump())
+
+    def _batch_update(self, uow: UnitOfWork, raw: Any, index: int) -> tuple[str, int, RecordView]:
+        record_id = _input_id(raw, index)
+        data = validate(self.spec.update_schema, {k: v for k, v in raw.items() if k != "id"}, prefix=("inputs", index))
+        return "updated", 200, self._update(uow, record_id, data.model_dump(exclude_unset=True), None)
+
+    def _batch_archive(self, uow: UnitOfWork, raw: Any, index: int) -> tuple[str, int, RecordView | None]:
+        record_id = _input_id(raw, index)
+        if set(raw) - {"id"}:
+            raise ValidationFailed("archive inputs take only `id`", errors=[
+                {"field": f"inputs.{index}.{k}", "message": "unknown field", "code": "extra_forbidden"}
+                for k in sorted(set(raw) - {"id"})])
+        self._archive(uow, record_id, None)
+        return "archived", 200, None
+
+    def _batch_upsert(self, uow: UnitOfWork, raw: Any, index: int) -> tuple[str, int, RecordView]:
+        unique = self.spec.unique_field
+        assert unique is not None, f"{self.spec.object_type} has no unique property to upsert on"
+        data = validate(self.spec.create_schema, raw, prefix=("inputs", index))
+        values = data.model_dump()
+        if values.get(unique) is None:
+            raise ValidationFailed(f"upsert matches on {unique}", errors=[
+                {"field": f"inputs.{index}.{unique}", "message": "required for upsert", "code": "missing"}])
+        existing = self._find_unique(uow, unique, values[unique], None)
+        if existing is None:
+            return "created", 201, self._create(uow, values)
+        if existing.archived_at is not None:
+            raise UniqueConflict(field=unique, value=values[unique], existing_id=existing.id)
+        update = data.model_dump(exclude_unset=True)
+        return "updated", 200, self._update(uow, existing.id, update, None)
+
+    # ---- helpers ------------------------------------------------------------------------------------
+    def _load(self, uow: UnitOfWork, record_id: str, *, include_archived: bool = True) -> RecordMixin:
+        row = uow.session.get(self.spec.model, record_id)
+        if row is None or (row.archived_at is not None and not include_archived):
+            raise self._not_found(record_id)
+        return row
+
+    def _find_unique(self, uow: UnitOfWork, field: str, value: Any, exclude_id: str | None) -> RecordMixin | None:
+        model = self.spec.model
+        statement = select(model).where(getattr(model, field) == value)
+        if exclude_id is not None:
+            statement = statement.where(model.id != exclude_id)
+        return uow.session.scalars(statement.limit(1)).first()
+
+    def _check_unique(self, uow: UnitOfWork, values: dict[str, Any], exclude_id: str | None) -> None:
+        field = self.spec.unique_field
+        if field is None or values.get(field) is None:
+            return
+        existing = self._find_unique(uow, field, values[field], exclude_id)
+        if existing is not None:
+            raise UniqueConflict(field=field, value=values[field], existing_id=existing.id)
+
+    def _flush_new(self, uow: UnitOfWork, row: RecordMixin, values: dict[str, Any]) -> None:
+        try:
+            with uow.savepoint():  # a racing insert of the same unique value fails only this step
+                uow.session.add(row)
+        except IntegrityError:
+            raise self._integrity_conflict(uow, values, None) from None
+
+    def _integrity_conflict(self, uow: UnitOfWork, values: dict[str, Any], exclude_id: str | None) -> AppError:
+        field = self.spec.unique_field
+        if field and values.get(field) is not None:
+            existing = self._find_unique(uow, field, values[field], exclude_id)
+            if existing is not None:
+                return UniqueConflict(field=field, value=values[field], existing_id=existing.id)
+        return Conflict("the write clashed with another record")
+
+    def _cache_after_commit(self, uow: UnitOfWork, view: RecordView) -> None:
+        scope = uow.scope
+        assert scope is not None
+        workspace_id, object_type = scope.workspace_id, self.spec.object_type
+        uow.after_commit(lambda: record_cache.put(workspace_id, object_type, view.id, _cached(view)))
+
+    def _dump(self, row: RecordMixin) -> str:
+        return self.spec.read_schema.model_validate(row).model_dump_json()
+
+    def _view(self, row: RecordMixin) -> RecordView:
+        return RecordView(row.id, row.version, row.archived_at is not None, self._dump(row))
+
+    def _plain(self, value: Any) -> Any:
+        return isoformat(value) if isinstance(value, datetime) else self._json_value.dump_python(value, mode="json")
+
+    def _not_found(self, record_id: str) -> NotFound:
+        return NotFound(f"no {self.spec.event_name} with id {record_id}")
+
+
+def _cached(view: RecordView) -> record_cache.CachedRecord:
+    return record_cache.CachedRecord(view.version, view.archived, view.body)
+
+
+def _page(bodies: list[str], cursor: str | None) -> str:
+    return '{"data":[' + ",".join(bodies) + '],"next_cursor":' + json.dumps(cursor) + "}"
+
+
+def _input_id(raw: Any, index: int) -> str:
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+        raise ValidationFailed("each input needs an `id`", errors=[
+            {"field": f"inputs.{index}.id", "message": "required", "code": "missing"}])
+    return str(raw["id"])
+
+
+def _history_entry(row: FieldHistory) -> dict[str, Any]:
+    return {
+        "id": row.id, "record_id": row.record_id, "action": row.action, "field": row.field,
+        "old_value": row.old_value, "new_value": row.new_value,
+        "actor": {"type": row.actor_type, "id": row.actor_id}, "source": row.source,
+        "request_id": row.request_id, "changed_at": isoformat(row.changed_at),
+    }

@@ -1,0 +1,173 @@
+"""The `crm` command: serve, local, migrate, workspace, invoke, openapi.
+
+Imports stay inside the commands: `serve` must set PROMETHEUS_MULTIPROC_DIR before anything imports
+prometheus_client, and Sentry must start before the app module is imported.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+LOCAL_DIR = Path(".crm-local")
+
+
+@click.group()
+def main() -> None:
+    """CRM backend: API tier, local all-in-one mode and operator commands."""
+
+
+@main.command()
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=3000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="Worker processes (one per core)")
+@click.option("--threads", default=8, show_default=True, type=int, help="Blocking threads per worker")
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Run the API tier on the production HTTP server (granian, WSGI)."""
+    _check_settings()
+    _serve(host, port, workers, threads)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3000, show_default=True, type=int)
+def local(host: str, port: int) -> None:
+    """The whole system in one process on embedded defaults: SQLite, in-process Redis stand-in."""
+    os.environ.setdefault("CRM_ENV", "local")
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{LOCAL_DIR}/crm.db")
+    LOCAL_DIR.mkdir(exist_ok=True)
+    if not os.environ.get("REDIS_URL"):
+        os.environ["REDIS_URL"] = _start_fake_redis()
+    settings = _check_settings()
+    if settings.crm_env != "local":
+        raise click.UsageError("crm local runs only with CRM_ENV=local")
+    _migrate()
+    _bootstrap_local_workspace()
+    click.echo(f"CRM API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", err=True)
+    _serve(host, port, workers=1, threads=8)
+
+
+@main.command()
+def migrate() -> None:
+    """Apply database migrations (Alembic) up to the newest."""
+    _check_settings()
+    _migrate()
+    click.echo("migrated", err=True)
+
+
+@main.group()
+def workspace() -> None:
+    """Workspace administration."""
+
+
+@workspace.command("create")
+@click.option("--name", required=True)
+@click.option("--owner-email", required=True)
+def workspace_create(name: str, owner_email: str) -> None:
+    """Create a workspace, its owner and an admin API key; print them as JSON (the key is shown once)."""
+    _check_settings()
+    from functions.workspaces.service import provision_workspace
+    from shared.normalize import normalize_email
+
+    try:
+        email = normalize_email(owner_email)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--owner-email") from None
+    click.echo(provision_workspace(name=name, owner_email=email).model_dump_json(indent=2))
+
+
+@main.command()
+@click.argument("handler")
+@click.option("--event", "event_file", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--api-key", envvar="CRM_API_KEY", help="Sent as Authorization: Bearer for HTTP events")
+def invoke(handler: str, event_file: str, api_key: str | None) -> None:
+    """Run one handler on a sample event from events/, like a local Lambda invoke; print its result."""
+    _check_settings()
+    from layers.runtime.invoke import invoke_handler
+
+    event = json.loads(Path(event_file).read_text())
+    result = invoke_handler(handler, event, api_key=api_key)
+    click.echo(json.dumps(result, indent=2, default=str))
+    status = result.get("statusCode", 200) if isinstance(result, dict) else 200
+    sys.exit(0 if int(status) < 500 else 1)
+
+
+@main.command()
+def openapi() -> None:
+    """Print the OpenAPI 3.1 document."""
+    import app as composition
+    from layers.http.openapi import build_openapi
+
+    click.echo(json.dumps(build_openapi(composition.app), indent=2))
+
+
+def _check_settings() -> Any:
+    from shared.settings import get_settings, reset_settings
+
+    reset_settings()
+    try:
+        return get_settings()
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise click.ClickException(f"configuration refused: {exc}") from None
+
+
+def _migrate() -> None:
+    from layers.db.engine import get_engine
+    from layers.db.migrate import upgrade
+
+    upgrade(get_engine())
+
+
+def _serve(host: str, port: int, workers: int, threads: int) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    metrics_dir = tempfile.mkdtemp(prefix="crm-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # before any worker imports prometheus_client
+    Granian(
+        "layers.runtime.wsgi_entry:application",
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=threads,
+        backlog=2048,
+        log_access=False,  # the adapter writes one JSON line per request
+        workers_kill_timeout=25,  # under the ALB's deregistration delay and ECS stopTimeout (30 s)
+    ).serve()
+
+
+def _start_fake_redis() -> str:
+    """An in-process Redis stand-in, served over TCP so every worker process shares it."""
+    import socket
+    import threading
+
+    from fakeredis import TcpFakeServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
+    threading.Thread(target=server.serve_forever, daemon=True, name="fake-redis").start()
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def _bootstrap_local_workspace() -> None:
+    """First run: a 'Local' workspace and an admin key, kept in .crm-local/ so later runs reuse it."""
+    marker = LOCAL_DIR / "workspace.json"
+    if marker.exists():
+        data = json.loads(marker.read_text())
+        click.echo(f"workspace {data['workspace_id']}; API key in {marker}", err=True)
+        return
+    from functions.workspaces.service import provision_workspace
+
+    provisioned = provision_workspace(name="Local", owner_email="owner@example.com")
+    marker.write_text(provisioned.model_dump_json(indent=2))
+    marker.chmod(0o600)
+    click.echo(f"created workspace {provisioned.workspace_id}\nAPI key (also in {marker}): {provisioned.api_key}",
+               err=True)

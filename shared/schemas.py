@@ -1,0 +1,37 @@
+"""Base pydantic schemas shared by every capability."""
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+READ_ONLY_FIELDS = frozenset({"id", "workspace_id", "created_at", "updated_at", "archived_at", "version"})
+
+
+class StrictModel(BaseModel):
+    """Request bodies: unknown fields are an error, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ReadModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next page; null on the last page")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str = Field(description="The request id")
+    errors: list[dict[str, Any]] | None = Field(None, description="Fields at fault (validation errors)")
+    existing_id: str | None = Field(None, description="The clashing record (unique conflicts)")

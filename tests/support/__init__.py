@@ -1,0 +1,1 @@
+"""Helpers shared by tests (no fixtures here; conftest wires them)."""

@@ -1,0 +1,522 @@
+"""The CloudFormation templates lint clean and keep the properties the app relies on."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import ManualArgs, lint_file
+from cfnlint.decode import decode
+
+REPO = Path(__file__).resolve().parents[2]
+ROOT_TEMPLATE = REPO / "template.yaml"
+STACKS = REPO / "stacks"
+ALL_TEMPLATES = [ROOT_TEMPLATE, *sorted(STACKS.glob("*.yaml"))]
+LINT_REGIONS = ["us-east-1"]
+
+APP_SECRETS = {"DATABASE_URL", "CURSOR_SECRET", "SENTRY_DSN"}
+
+
+# ------------------------------------------------------------------ helpers --
+@functools.cache
+def load(path: Path) -> dict[str, Any]:
+    """Parse a template the way cfn-lint does (short tags become Fn:: dicts)."""
+    template, matches = decode(str(path))
+    assert not matches, [str(match) for match in matches]
+    assert isinstance(template, dict)
+    return template
+
+
+def stack(name: str) -> dict[str, Any]:
+    return load(STACKS / f"{name}.yaml")
+
+
+def resources_of_type(
+    template: dict[str, Any], type_: str
+) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == type_
+    }
+
+
+def only_resource(template: dict[str, Any], type_: str) -> dict[str, Any]:
+    found = resources_of_type(template, type_)
+    assert len(found) == 1, f"expected one {type_}, found {sorted(found)}"
+    properties: dict[str, Any] = next(iter(found.values()))["Properties"]
+    return properties
+
+
+def parameter_bounds(template: dict[str, Any], value: Any) -> tuple[Any, Any, Any]:
+    """(default, min, max) of a !Ref'd parameter; a literal stands for all three."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        parameter = template["Parameters"][value["Ref"]]
+        return (
+            parameter.get("Default"),
+            parameter.get("MinValue"),
+            parameter.get("MaxValue"),
+        )
+    return value, value, value
+
+
+def resolved_default(template: dict[str, Any], value: Any) -> Any:
+    return parameter_bounds(template, value)[0]
+
+
+def list_items(items: list[Any]) -> Iterator[dict[str, Any]]:
+    """Items of a list, looking inside `!If [cond, item, !Ref AWS::NoValue]` entries."""
+    for item in items:
+        if isinstance(item, dict) and "Fn::If" in item:
+            for branch in item["Fn::If"][1:]:
+                if branch != {"Ref": "AWS::NoValue"}:
+                    yield branch
+        else:
+            yield item
+
+
+def container(template: dict[str, Any], name: str) -> dict[str, Any]:
+    task_definition = only_resource(template, "AWS::ECS::TaskDefinition")
+    found: list[dict[str, Any]] = [
+        c for c in task_definition["ContainerDefinitions"] if c["Name"] == name
+    ]
+    assert len(found) == 1, f"expected one container {name}"
+    return found[0]
+
+
+def get_atts(node: Any) -> Iterator[list[str]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Fn::GetAtt":
+                yield list(value)
+            else:
+                yield from get_atts(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from get_atts(value)
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# ------------------------------------------------------------------ linting --
+@pytest.mark.parametrize("path", ALL_TEMPLATES, ids=lambda p: str(p.relative_to(REPO)))
+def test_template_passes_cfn_lint(path: Path) -> None:
+    # GIVEN a template of the deployment (the root one also validates the
+    # parameters it passes to each nested stack, rule E3043)
+    # WHEN cfn-lint runs on it with its default rules (errors and warnings)
+    matches = lint_file(path, config=ManualArgs(regions=LINT_REGIONS))
+
+    # THEN it reports nothing
+    assert [str(match) for match in matches] == []
+
+
+def test_cfn_lint_catches_a_fargate_service_without_network_configuration(
+    tmp_path: Path,
+) -> None:
+    # GIVEN the mistake cfn-lint once caught in these templates
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        """
+AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  TaskDefinition:
+    Type: AWS::ECS::TaskDefinition
+    Properties:
+      RequiresCompatibilities: [FARGATE]
+      NetworkMode: awsvpc
+      Cpu: "256"
+      Memory: "512"
+      ContainerDefinitions:
+        - Name: app
+          Image: example/app:1
+  Service:
+    Type: AWS::ECS::Service
+    Properties:
+      Cluster: default
+      LaunchType: FARGATE
+      TaskDefinition: !Ref TaskDefinition
+      DesiredCount: 1
+"""
+    )
+
+    # WHEN it is linted the same way
+    matches = lint_file(bad, config=ManualArgs(regions=LINT_REGIONS))
+
+    # THEN the linter is live and reports it
+    assert any("NetworkConfiguration" in str(match) for match in matches)
+
+
+# --------------------------------------------------------------- root stack --
+def test_root_nests_every_stack_by_relative_template_url() -> None:
+    # GIVEN the root template
+    nested = resources_of_type(load(ROOT_TEMPLATE), "AWS::CloudFormation::Stack")
+
+    # WHEN its TemplateURLs are read
+    urls = {resource["Properties"]["TemplateURL"] for resource in nested.values()}
+
+    # THEN each is a relative path (for `aws cloudformation package`) to a file
+    # under stacks/, and every stacks/*.yaml is used
+    assert all(not url.startswith(("https://", "http://", "s3://")) for url in urls)
+    assert {REPO / url for url in urls} == set(STACKS.glob("*.yaml"))
+
+
+def test_root_reads_only_outputs_the_nested_stacks_declare() -> None:
+    # GIVEN the nested stacks of the root template
+    root = load(ROOT_TEMPLATE)
+    nested = resources_of_type(root, "AWS::CloudFormation::Stack")
+
+    # WHEN every !GetAtt Stack.Outputs.Name in the root is collected
+    references = [
+        (resource, attribute.removeprefix("Outputs."))
+        for resource, attribute in get_atts(root)
+        if resource in nested
+    ]
+
+    # THEN each names an output of that stack's template
+    assert references
+    for resource, output in references:
+        child = load(REPO / nested[resource]["Properties"]["TemplateURL"])
+        assert output in child.get("Outputs", {}), f"{resource} has no output {output}"
+
+
+# ------------------------------------------------------------------- queues --
+def test_jobs_queue_moves_a_message_to_the_dlq_after_5_receives() -> None:
+    # GIVEN the queues stack
+    template = stack("queues")
+    jobs = template["Resources"]["JobsQueue"]["Properties"]
+
+    # WHEN its redrive policy is read
+    redrive = jobs["RedrivePolicy"]
+
+    # THEN failed jobs go to the dead-letter queue after 5 receives
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert resolved_default(template, redrive["maxReceiveCount"]) == 5
+    assert jobs["VisibilityTimeout"] == 120
+
+
+def test_queues_are_encrypted_and_scheduler_may_only_send() -> None:
+    # GIVEN the queues stack
+    template = stack("queues")
+
+    # WHEN the queues and the scheduler's role are read
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+    role = template["Resources"]["SchedulerRole"]["Properties"]
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+    # THEN both queues use SSE and the scheduler may send to the jobs queue only
+    assert set(queues) == {"JobsQueue", "DeadLetterQueue"}
+    assert all(q["Properties"]["SqsManagedSseEnabled"] is True for q in queues.values())
+    principal = role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+    assert principal == {"Service": "scheduler.amazonaws.com"}
+    assert statements == [
+        {
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": ["JobsQueue", "Arn"]},
+        }
+    ]
+    for output in (
+        "JobsQueueUrl",
+        "JobsQueueArn",
+        "DeadLetterQueueArn",
+        "SchedulerRoleArn",
+    ):
+        assert output in template["Outputs"]
+
+
+# ------------------------------------------------------------ ECS services --
+@pytest.mark.parametrize("name", ["api", "worker"])
+def test_fargate_service_runs_in_private_subnets_with_network_configuration(
+    name: str,
+) -> None:
+    # GIVEN a tier's stack
+    template = stack(name)
+
+    # WHEN its service and task definition are read
+    service = only_resource(template, "AWS::ECS::Service")
+    task_definition = only_resource(template, "AWS::ECS::TaskDefinition")
+
+    # THEN it is an awsvpc Fargate task placed in the private subnets
+    assert service["LaunchType"] == "FARGATE"
+    assert task_definition["RequiresCompatibilities"] == ["FARGATE"]
+    assert task_definition["NetworkMode"] == "awsvpc"
+    awsvpc = service["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert awsvpc["Subnets"] == {"Ref": "PrivateSubnetIds"}
+    assert awsvpc["AssignPublicIp"] == "DISABLED"
+    assert awsvpc["SecurityGroups"]
+
+
+@pytest.mark.parametrize("name", ["api", "worker"])
+def test_secrets_reach_the_container_through_secrets_not_environment(name: str) -> None:
+    # GIVEN a tier's container
+    definition = container(stack(name), name)
+
+    # WHEN its environment and secrets are read
+    secrets = {item["Name"] for item in list_items(definition["Secrets"])}
+    environment = {
+        item["Name"]: item["Value"] for item in list_items(definition["Environment"])
+    }
+
+    # THEN the app secrets come from Secrets Manager and none is a plain variable
+    assert secrets >= APP_SECRETS
+    assert not APP_SECRETS & set(environment)
+    assert not [
+        n for n in environment if any(w in n for w in ("SECRET", "PASSWORD", "DSN"))
+    ]
+    assert environment["CRM_ENV"] == "production"
+    assert {"REDIS_URL", "JOBS_QUEUE_URL"} <= set(environment)
+    assert definition["LogConfiguration"]["LogDriver"] == "awslogs"
+
+
+@pytest.mark.parametrize("name", ["api", "worker"])
+def test_task_roles_are_least_privilege(name: str) -> None:
+    # GIVEN a tier's IAM roles
+    roles = resources_of_type(stack(name), "AWS::IAM::Role")
+
+    # WHEN their inline policy statements are read
+    def statements(role: str) -> list[dict[str, Any]]:
+        policies = roles[role]["Properties"].get("Policies", [])
+        return [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+
+    # THEN nothing is granted on "*", the app may use the jobs queue only, and
+    # only the ECS agent may read the named secrets
+    assert set(roles) == {"ExecutionRole", "TaskRole"}
+    for role in roles:
+        for statement in statements(role):
+            assert "*" not in as_list(statement["Resource"])
+            assert all(
+                not action.endswith("*") for action in as_list(statement["Action"])
+            )
+    task_statements = statements("TaskRole")
+    assert all(s["Resource"] == {"Ref": "JobsQueueArn"} for s in task_statements)
+    assert all(
+        a.startswith("sqs:") for s in task_statements for a in as_list(s["Action"])
+    )
+    assert "ManagedPolicyArns" not in roles["TaskRole"]["Properties"]
+    assert [a for s in statements("ExecutionRole") for a in as_list(s["Action"])] == [
+        "secretsmanager:GetSecretValue"
+    ]
+
+
+# ---------------------------------------------------------------------- api --
+def test_api_container_serves_on_port_3000() -> None:
+    # GIVEN the api stack
+    template = stack("api")
+
+    # WHEN its container, service and target group are read
+    definition = container(template, "api")
+    service = only_resource(template, "AWS::ECS::Service")
+    target_group = only_resource(template, "AWS::ElasticLoadBalancingV2::TargetGroup")
+
+    # THEN `crm serve --port 3000` is reachable from the ALB on port 3000
+    assert definition["Command"][:4] == ["crm", "serve", "--port", "3000"]
+    assert [m["ContainerPort"] for m in definition["PortMappings"]] == [3000]
+    assert service["LoadBalancers"] == [
+        {
+            "ContainerName": "api",
+            "ContainerPort": 3000,
+            "TargetGroupArn": {"Ref": "TargetGroup"},
+        }
+    ]
+    assert target_group["Port"] == 3000
+    assert target_group["TargetType"] == "ip"
+
+
+def test_api_health_checks_use_health_and_ready() -> None:
+    # GIVEN the api stack
+    template = stack("api")
+
+    # WHEN the container and target-group health checks are read
+    definition = container(template, "api")
+    target_group = only_resource(template, "AWS::ElasticLoadBalancingV2::TargetGroup")
+    attributes = {a["Key"]: a["Value"] for a in target_group["TargetGroupAttributes"]}
+
+    # THEN the container probes /health, the ALB probes /ready, and a task
+    # drains for 30 s on both sides
+    assert any(
+        "127.0.0.1:3000/health" in part for part in definition["HealthCheck"]["Command"]
+    )
+    assert target_group["HealthCheckPath"] == "/ready"
+    assert attributes["deregistration_delay.timeout_seconds"] == "30"
+    assert definition["StopTimeout"] == 30
+
+
+def test_api_listener_is_https_only_when_a_certificate_is_given() -> None:
+    # GIVEN the api stack
+    template = stack("api")
+
+    # WHEN the listener that forwards to the service is read
+    listener = template["Resources"]["PublicListener"]["Properties"]
+
+    # THEN its protocol follows the certificate condition
+    assert template["Conditions"]["HasCertificate"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "CertificateArn"}, ""]}]
+    }
+    assert listener["Protocol"] == {"Fn::If": ["HasCertificate", "HTTPS", "HTTP"]}
+    assert listener["DefaultActions"] == [
+        {"Type": "forward", "TargetGroupArn": {"Ref": "TargetGroup"}}
+    ]
+    assert template["Resources"]["Service"]["DependsOn"] == "PublicListener"
+
+
+def test_api_scales_from_2_to_10_tasks_on_cpu_and_requests() -> None:
+    # GIVEN the api stack
+    template = stack("api")
+
+    # WHEN its scaling target and policies are read
+    target = only_resource(template, "AWS::ApplicationAutoScaling::ScalableTarget")
+    policies = resources_of_type(template, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    metrics = {
+        p["Properties"]["TargetTrackingScalingPolicyConfiguration"][
+            "PredefinedMetricSpecification"
+        ]["PredefinedMetricType"]
+        for p in policies.values()
+    }
+
+    # THEN it tracks CPU and ALB requests per target between 2 and 10 tasks
+    assert resolved_default(template, target["MinCapacity"]) == 2
+    assert resolved_default(template, target["MaxCapacity"]) == 10
+    assert metrics == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
+
+
+def test_api_is_behind_a_waf_with_rate_limit_and_common_rules() -> None:
+    # GIVEN the api stack
+    template = stack("api")
+
+    # WHEN the web ACL and its association are read
+    web_acl = only_resource(template, "AWS::WAFv2::WebACL")
+    association = only_resource(template, "AWS::WAFv2::WebACLAssociation")
+    statements = [rule["Statement"] for rule in web_acl["Rules"]]
+
+    # THEN it rate-limits per IP, applies the AWS common rule set, guards the ALB
+    assert web_acl["Scope"] == "REGIONAL"
+    assert any("RateBasedStatement" in s for s in statements)
+    assert any(
+        s.get("ManagedRuleGroupStatement", {}).get("Name")
+        == "AWSManagedRulesCommonRuleSet"
+        for s in statements
+    )
+    assert association["ResourceArn"] == {"Ref": "LoadBalancer"}
+
+
+# ------------------------------------------------------------------- worker --
+def test_worker_runs_crm_worker_without_a_load_balancer() -> None:
+    # GIVEN the worker stack
+    template = stack("worker")
+
+    # WHEN its container and service are read
+    definition = container(template, "worker")
+    service = only_resource(template, "AWS::ECS::Service")
+
+    # THEN it runs `crm worker`, takes no traffic and gets 120 s to stop
+    assert definition["Command"] == ["crm", "worker"]
+    assert "PortMappings" not in definition
+    assert "LoadBalancers" not in service
+    assert definition["StopTimeout"] == 120
+    assert not resources_of_type(template, "AWS::ElasticLoadBalancingV2::TargetGroup")
+
+
+def test_worker_step_scales_1_to_10_on_visible_messages() -> None:
+    # GIVEN the worker stack
+    template = stack("worker")
+
+    # WHEN its scaling target, policies and alarms are read
+    target = only_resource(template, "AWS::ApplicationAutoScaling::ScalableTarget")
+    policies = resources_of_type(template, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
+
+    # THEN step policies are driven by SQS ApproximateNumberOfMessagesVisible
+    assert resolved_default(template, target["MinCapacity"]) == 1
+    assert resolved_default(template, target["MaxCapacity"]) == 10
+    assert {p["Properties"]["PolicyType"] for p in policies.values()} == {"StepScaling"}
+    triggered = set()
+    for alarm in alarms.values():
+        properties = alarm["Properties"]
+        assert properties["Namespace"] == "AWS/SQS"
+        assert properties["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        triggered |= {action["Ref"] for action in properties["AlarmActions"]}
+    assert triggered == set(policies)
+
+
+# --------------------------------------------------------------------- data --
+def test_database_is_multi_az_encrypted_and_backed_up_for_7_days() -> None:
+    # GIVEN the data stack
+    template = stack("data")
+
+    # WHEN the database instance is read
+    database = only_resource(template, "AWS::RDS::DBInstance")
+    retention_default, retention_min, _ = parameter_bounds(
+        template, database["BackupRetentionPeriod"]
+    )
+
+    # THEN it is MySQL 8.0, Multi-AZ, encrypted, protected, with >= 7 days of PITR
+    assert database["Engine"] == "mysql"
+    assert str(database["EngineVersion"]).startswith("8.0")
+    assert database["MultiAZ"] is True
+    assert database["StorageEncrypted"] is True
+    assert database["DeletionProtection"] is True
+    assert database["PubliclyAccessible"] is False
+    assert retention_default >= 7
+    assert retention_min >= 7
+    assert template["Resources"]["Database"]["DeletionPolicy"] == "Snapshot"
+    assert "{{resolve:secretsmanager:" in database["MasterUserPassword"]["Fn::Sub"]
+
+
+def test_redis_fails_over_and_encrypts_in_transit_and_at_rest() -> None:
+    # GIVEN the data stack
+    template = stack("data")
+
+    # WHEN the Redis replication group is read
+    cache = only_resource(template, "AWS::ElastiCache::ReplicationGroup")
+
+    # THEN it is Redis 7 with a replica, failover and both encryptions, and
+    # the URL the tasks get uses TLS
+    assert cache["Engine"] == "redis"
+    assert str(cache["EngineVersion"]).startswith("7")
+    assert cache["NumCacheClusters"] >= 2
+    assert cache["AutomaticFailoverEnabled"] is True
+    assert cache["MultiAZEnabled"] is True
+    assert cache["TransitEncryptionEnabled"] is True
+    assert cache["AtRestEncryptionEnabled"] is True
+    assert template["Outputs"]["RedisUrl"]["Value"]["Fn::Sub"].startswith("rediss://")
+
+
+# ------------------------------------------------------------ observability --
+def test_alarms_cover_errors_latency_dead_letters_and_database_cpu() -> None:
+    # GIVEN the observability stack
+    template = stack("observability")
+
+    # WHEN the metrics its alarms watch are collected
+    alarms = [
+        a["Properties"]
+        for a in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
+    ]
+    watched = {a["MetricName"]: a for a in alarms if "MetricName" in a}
+    in_math = {
+        m["MetricStat"]["Metric"]["MetricName"]
+        for a in alarms
+        for m in a.get("Metrics", [])
+        if "MetricStat" in m
+    }
+
+    # THEN 5xx rate, p95 latency over 500 ms, any DLQ message, and RDS CPU alarm
+    assert {
+        "HTTPCode_Target_5XX_Count",
+        "HTTPCode_ELB_5XX_Count",
+        "RequestCount",
+    } <= in_math
+    latency = watched["TargetResponseTime"]
+    assert latency["ExtendedStatistic"] == "p95"
+    assert float(resolved_default(template, latency["Threshold"])) == 0.5
+    dlq = watched["ApproximateNumberOfMessagesVisible"]
+    assert dlq["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Ref": "DeadLetterQueueName"}}
+    ]
+    assert (dlq["Threshold"], dlq["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert watched["CPUUtilization"]["Namespace"] == "AWS/RDS"
+    assert template["Resources"]["AlertTopic"]["Condition"] == "HasAlertEmail"
