@@ -61,10 +61,9 @@ def get_session_factory() -> sessionmaker[Session]:
 
 
 def use_engine(engine: Engine | None) -> None:
-    """Point the layer at another engine (tests, CLI); None forgets it so settings decide again."""
+    """Point the layer at another engine (tests, CLI); None forgets it so settings decide again.
+    The caller owns the engine it passes (and disposes it)."""
     global _engine, _session_factory
     with _lock:
-        if _engine is not None and _engine is not engine:
-            _engine.dispose()
         _engine = engine
         _session_factory = None

@@ -1,0 +1,74 @@
+"""Fixtures shared by every tier.
+
+The functional tier runs on one SQLite file and one in-process fake Redis per test process, and
+isolates tests by *workspace* (each test provisions its own), which is exactly what tenancy
+guarantees. The integration tier swaps in the real MariaDB and Redis (tests/integration/conftest.py).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Settings are read lazily, but set the environment before anything imports the app.
+_TMP = tempfile.mkdtemp(prefix="crm-tests-")
+os.environ["CRM_ENV"] = "test"
+os.environ.pop("FIREBASE_AUTH_EMULATOR_HOST", None)
+os.environ.setdefault("CURSOR_SECRET", "test-cursor-secret")
+os.environ["DATABASE_URL"] = f"sqlite:///{_TMP}/crm.db"
+os.environ.pop("REDIS_URL", None)
+os.environ["FIREBASE_PROJECT_ID"] = "crm-test"
+os.environ["ACCESS_LOG"] = "false"
+
+from collections.abc import Iterator  # noqa: E402
+
+import fakeredis  # noqa: E402
+import pytest  # noqa: E402
+
+from layers.auth.firebase import FirebaseVerifier  # noqa: E402
+from layers.auth.verifier import use_verifier  # noqa: E402
+from layers.cache.client import use_redis  # noqa: E402
+from layers.db.engine import get_engine  # noqa: E402
+from layers.db.migrate import upgrade  # noqa: E402
+from shared.settings import reset_settings  # noqa: E402
+from tests.support.api import Api, provision  # noqa: E402
+from tests.support.firebase_keys import FirebaseTestIssuer  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _database() -> Iterator[None]:
+    reset_settings()
+    upgrade(get_engine())
+    yield
+
+
+@pytest.fixture(autouse=True)
+def fake_redis() -> Iterator[fakeredis.FakeRedis]:
+    """A fresh in-process Redis per test: no cache, limit or key leaks between tests."""
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    use_redis(client)
+    yield client
+    use_redis(None)
+
+
+@pytest.fixture(scope="session")
+def firebase_issuer() -> Iterator[FirebaseTestIssuer]:
+    """Signs ID tokens with a test key; the verifier fetches its certificate from a local server."""
+    issuer = FirebaseTestIssuer(project_id="crm-test")
+    verifier = FirebaseVerifier(project_id=issuer.project_id, certs_url=issuer.certs_url)
+    use_verifier(verifier)
+    yield issuer
+    use_verifier(None)
+    verifier.close()
+    issuer.close()
+
+
+@pytest.fixture
+def api() -> Api:
+    """A fresh workspace with an admin API key, driven through chalice.test.Client."""
+    return provision()
+
+
+@pytest.fixture
+def other_api() -> Api:
+    """A second, unrelated workspace — for the tenancy tests."""
+    return provision(name="Other")
