@@ -16,12 +16,16 @@ from layers.auth.verifier import get_verifier
 from layers.http.adapter import ChaliceWSGIAdapter
 from layers.http.chalice_app import CrmChalice
 from layers.http.middleware import (
-    AuthMiddleware, ConditionalGetMiddleware, ErrorMiddleware, IdempotencyMiddleware, RateLimitMiddleware,
+    AuthMiddleware,
+    ConditionalGetMiddleware,
+    ErrorMiddleware,
+    IdempotencyMiddleware,
+    RateLimitMiddleware,
 )
 from shared.settings import get_settings
 
 settings = get_settings()
-app = CrmChalice(app_name="crm")
+app = CrmChalice(app_name="crm", configure_logs=False)  # logs are ours: one JSON line each
 
 # Outermost first: errors wrap everything; auth before limits (limits are per credential).
 app.register_middleware(ErrorMiddleware(capture=sentry_sdk.capture_exception), "http")

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
         return self.crm_env in ("local", "test")
 
     @model_validator(mode="after")
-    def _refuse_unsafe_production(self) -> "Settings":
+    def _refuse_unsafe_production(self) -> Settings:
         if self.crm_env == "production":
             problems = []
             if self.database_url.startswith("sqlite"):

@@ -6,8 +6,18 @@ from chalice.app import Response
 
 from functions.workspaces import service
 from functions.workspaces.schemas import (
-    ApiKeyCreate, ApiKeyCreated, ApiKeyPage, MemberInvite, MemberPage, MemberRead, MemberUpdate, MeRead,
-    SessionCreate, WorkspaceCreate, WorkspaceList, WorkspaceRead,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPage,
+    MemberInvite,
+    MemberPage,
+    MemberRead,
+    MemberUpdate,
+    MeRead,
+    SessionCreate,
+    WorkspaceCreate,
+    WorkspaceList,
+    WorkspaceRead,
 )
 from layers.auth.verifier import get_verifier
 from layers.cache.sessions import COOKIE_NAME

@@ -10,8 +10,16 @@ from sqlalchemy.exc import IntegrityError
 from functions.workspaces import repository
 from functions.workspaces.models import ApiKey, Membership, User, Workspace
 from functions.workspaces.schemas import (
-    ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead, MemberInvite, MemberPage, MemberRead, MeRead,
-    WorkspaceProvisioned, WorkspaceRead,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPage,
+    ApiKeyRead,
+    MemberInvite,
+    MemberPage,
+    MemberRead,
+    MeRead,
+    WorkspaceProvisioned,
+    WorkspaceRead,
 )
 from layers.auth.firebase import FirebaseIdentity
 from layers.auth.principals import API_KEY_PREFIX, UserPrincipal
@@ -229,8 +237,11 @@ def revoke_api_key(scope: Scope, key_id: str) -> None:
             key.revoked_at = utcnow()
         key_hash = key.key_hash
         # Drop the cached lookup before and after commit: no window where a revoked key still works.
-        uow.before_commit(lambda: guarded("auth", lambda r: r.delete(_api_key_cache_key(key_hash)), lambda: None))
-        uow.after_commit(lambda: guarded("auth", lambda r: r.delete(_api_key_cache_key(key_hash)), lambda: None))
+        def forget() -> None:
+            guarded("auth", lambda r: r.delete(_api_key_cache_key(key_hash)), lambda: None)
+
+        uow.before_commit(forget)
+        uow.after_commit(forget)
         uow.commit()
 
 

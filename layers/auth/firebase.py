@@ -104,7 +104,7 @@ class FirebaseVerifier:
             # overriding it touches nothing process-wide (unlike patching _token_gen.ID_TOKEN_CERT_URI).
             jwt_verifier = client._token_verifier.id_token_verifier
             if not isinstance(getattr(jwt_verifier, "cert_url", None), str):
-                raise RuntimeError(  # noqa: TRY004
+                raise RuntimeError(
                     "firebase-admin layout changed: no _JWTVerifier.cert_url to point at certs_url")
             jwt_verifier.cert_url = self.certs_url
         except BaseException:
@@ -157,7 +157,7 @@ class FirebaseVerifier:
             # `from None`: some library messages quote the token; the redacted reason is logged.
             log.debug("firebase ID token rejected: %s: %s", type(exc).__name__, _redact(exc, id_token))
             raise Unauthorized(_INVALID) from None
-        except Exception as exc:  # noqa: BLE001 -- e.g. PyJWK errors for JWK-format cert endpoints, library bugs
+        except Exception as exc:
             log.warning("firebase ID token check failed: %s: %s", type(exc).__name__, _redact(exc, id_token))
             raise Unauthorized(_INVALID) from None
         if not isinstance(claims, dict):
@@ -169,7 +169,7 @@ class FirebaseVerifier:
         # set), plus expiry: the emulator mints tokens with a normal exp.
         try:
             claims = google.auth.jwt.decode(id_token, verify=False)
-        except Exception as exc:  # noqa: BLE001 -- any decode failure is a refusal
+        except Exception as exc:
             log.debug("emulated ID token undecodable: %s", type(exc).__name__)
             raise Unauthorized(_INVALID) from None
         if not isinstance(claims, dict):

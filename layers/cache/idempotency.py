@@ -65,7 +65,8 @@ def claim(workspace_id: str, key: str, fingerprint: str) -> Claim:
 
 def complete(workspace_id: str, key: str, fingerprint: str, response: StoredResponse) -> None:
     value = json.dumps(
-        {"state": "done", "fp": fingerprint, "status": response.status, "headers": response.headers, "body": response.body}
+        {"state": "done", "fp": fingerprint, "status": response.status, "headers": response.headers,
+         "body": response.body}
     )
     ttl = get_settings().idempotency_ttl_seconds
     guarded("idempotency", lambda r: r.set(_key(workspace_id, key), value, ex=ttl), lambda: None)

@@ -54,7 +54,7 @@ def get(workspace_id: str, object_type: str, record_id: str) -> CachedRecord | N
     if not raw:
         CACHE_LOOKUPS.labels(result="miss").inc()
         return None
-    version, archived, body = raw.split("|", 2)
+    version, archived, body = str(raw).split("|", 2)
     if not body:  # pending marker: a write is in flight
         CACHE_LOOKUPS.labels(result="pending").inc()
         return None

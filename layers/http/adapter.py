@@ -81,7 +81,10 @@ class ChaliceWSGIAdapter:
         result = self.app(event, context)
         headers: dict[str, str] = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
         body = result.get("body") or ""
-        data = base64.b64decode(body) if result.get("isBase64Encoded") else (body.encode() if isinstance(body, str) else body)
+        if result.get("isBase64Encoded"):
+            data = base64.b64decode(body)
+        else:
+            data = body.encode() if isinstance(body, str) else body
         status = int(result["statusCode"])
         lowered = {k.lower() for k in headers}
         if data and "content-type" not in lowered:

@@ -61,7 +61,7 @@ def endpoint_for(app: Chalice, request: Request) -> Endpoint | None:
 class ErrorMiddleware:
     """Typed errors → problem+json; anything else → a logged 500 with no internals; X-Request-Id always."""
 
-    def __init__(self, capture: Callable[[BaseException], None] | None = None) -> None:
+    def __init__(self, capture: Callable[[BaseException], object] | None = None) -> None:
         self._capture = capture
 
     def __call__(self, request: Request, get_response: GetResponse) -> Response:
@@ -251,7 +251,7 @@ class IdempotencyMiddleware:
         if claim.outcome == "running":
             raise IdempotencyInProgress("retry when the first request has answered", headers={"Retry-After": "1"})
         if claim.outcome == "replay" and claim.stored is not None:
-            headers = {**claim.stored.headers, "Idempotent-Replayed": "true"}
+            headers: dict[str, str | list[str]] = {**claim.stored.headers, "Idempotent-Replayed": "true"}
             return Response(body=claim.stored.body, status_code=claim.stored.status, headers=headers)
         try:
             response = get_response(request)
@@ -273,7 +273,7 @@ class IdempotencyMiddleware:
 
 def _stored(response: Response) -> idempotency.StoredResponse:
     body = response.body if isinstance(response.body, str) else json.dumps(response.body, default=str)
-    headers = {k: v for k, v in response.headers.items() if k.lower() in ("content-type", "etag", "location")}
+    headers = {k: str(v) for k, v in response.headers.items() if k.lower() in ("content-type", "etag", "location")}
     return idempotency.StoredResponse(response.status_code, headers, body)
 
 
@@ -286,7 +286,8 @@ class ConditionalGetMiddleware:
             return response
         tag = response.headers.get("ETag")
         wanted = request.headers.get("if-none-match")
-        if tag and wanted and (wanted.strip() == "*" or tag in [t.strip().removeprefix("W/") for t in wanted.split(",")]):
+        seen = [t.strip().removeprefix("W/") for t in (wanted or "").split(",")]
+        if tag and wanted and (wanted.strip() == "*" or tag in seen):
             return Response(body="", status_code=304, headers={"ETag": tag})
         return response
 

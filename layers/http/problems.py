@@ -27,7 +27,7 @@ def problem_body(error: AppError, request_id: str) -> dict[str, Any]:
 
 
 def problem_response(error: AppError, request_id: str) -> Response:
-    headers = {"Content-Type": PROBLEM_JSON, **error.headers}
+    headers: dict[str, str | list[str]] = {"Content-Type": PROBLEM_JSON, **error.headers}
     return Response(body=json.dumps(problem_body(error, request_id)), headers=headers, status_code=error.status)
 
 

@@ -1,6 +1,7 @@
 """JSON logs to stdout through powertools Logger (CloudWatch reads stdout)."""
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 
 from aws_lambda_powertools import Logger
@@ -10,4 +11,7 @@ from shared.settings import get_settings
 
 @lru_cache(maxsize=1)
 def get_logger() -> Logger:
-    return Logger(service="crm", level=get_settings().log_level, use_rfc3339=True)
+    logger = Logger(service="crm", level=get_settings().log_level, use_rfc3339=True)
+    # One JSON line per event: the server may configure the root logger with its own format.
+    logging.getLogger("crm").propagate = False
+    return logger

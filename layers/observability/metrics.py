@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -24,7 +31,7 @@ REDIS_DEGRADED = Counter(
     ["component"],
 )
 REDIS_AVAILABLE = Gauge(
-    "crm_redis_available", "1 while Redis answers, 0 after a failure", multiprocess_mode="livemin"
+    "crm_redis_available", "1 while Redis answers, 0 after a failure", multiprocess_mode="mostrecent"
 )
 REDIS_AVAILABLE.set(1)
 CACHE_LOOKUPS = Counter("crm_cache_lookups_total", "Record cache lookups", ["result"])

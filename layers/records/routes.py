@@ -6,7 +6,7 @@ so auth, OpenAPI and the route inventory see them like any hand-written route.
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from chalice import Blueprint
@@ -15,7 +15,13 @@ from pydantic import BaseModel, Field, create_model
 
 from layers.http.endpoint import ARCHIVED_PARAM, CURSOR_PARAM, LIMIT_PARAM, endpoint
 from layers.http.requests import (
-    if_match, json_response, no_content, parse_body, parse_query, record_response, scope_of,
+    if_match,
+    json_response,
+    no_content,
+    parse_body,
+    parse_query,
+    record_response,
+    scope_of,
 )
 from layers.records.search import SearchRequest
 from layers.records.service import MAX_BATCH, RecordService
@@ -70,7 +76,7 @@ class HistoryPage(Page[HistoryEntry]):
     pass
 
 
-@lru_cache(maxsize=None)
+@cache
 def page_model_for(read: type[BaseModel]) -> type[BaseModel]:
     """`ContactRead` → `ContactPage` (one class per object, so OpenAPI names it once)."""
     return create_model(f"{read.__name__.removesuffix('Read')}Page", __base__=Page[read])  # type: ignore[valid-type]

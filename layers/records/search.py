@@ -74,7 +74,7 @@ def where_clause(
         return None
     ors = []
     for g, group in enumerate(groups):
-        ands = []
+        ands: list[ColumnElement[bool] | None] = []
         for f, flt in enumerate(group.filters):
             at = f"filter_groups.{g}.filters.{f}"
             spec = properties.get(flt.property)
@@ -104,7 +104,8 @@ def where_clause(
 
 def _unknown(field: str, name: str) -> ValidationFailed:
     return ValidationFailed(
-        f"unknown property {name!r}", errors=[{"field": field, "message": "unknown property", "code": "unknown_property"}]
+        f"unknown property {name!r}",
+        errors=[{"field": field, "message": "unknown property", "code": "unknown_property"}],
     )
 
 
@@ -173,7 +174,9 @@ def _load(key: SortKey, value: Any) -> Any:
     return value
 
 
-def next_cursor(rows: list[Any], keys: list[SortKey], limit: int, secret: str, sig: str) -> tuple[list[Any], str | None]:
+def next_cursor(
+    rows: list[Any], keys: list[SortKey], limit: int, secret: str, sig: str
+) -> tuple[list[Any], str | None]:
     """Trim the look-ahead row; the cursor is the last row's sort values."""
     if len(rows) <= limit:
         return rows, None

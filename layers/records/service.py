@@ -5,6 +5,7 @@ history rows, outbox events, optimistic versions and the record cache handled th
 """
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,7 +93,7 @@ class RecordService:
             raise self._not_found(record_id)
         return view
 
-    def list(
+    def list(  # the service verb STYLE.md names
         self, scope: Scope, *, limit: int = 50, cursor: str | None = None, include_archived: bool = False,
         where: tuple[ColumnElement[bool], ...] = (),
     ) -> str:
@@ -152,7 +153,9 @@ class RecordService:
             uow.commit()
         return view
 
-    def update(self, scope: Scope, record_id: str, data: BaseModel, *, expected_version: int | None = None) -> RecordView:
+    def update(
+        self, scope: Scope, record_id: str, data: BaseModel, *, expected_version: int | None = None
+    ) -> RecordView:
         with UnitOfWork(scope) as uow:
             view = self._update(uow, record_id, data.model_dump(exclude_unset=True), expected_version)
             uow.commit()
@@ -172,11 +175,12 @@ class RecordService:
             uow.commit()
         return view
 
-    def batch(self, scope: Scope, operation: BatchOperation, inputs: list[Any]) -> BatchOutcome:
+    def batch(self, scope: Scope, operation: BatchOperation, inputs: builtins.list[Any]) -> BatchOutcome:
         """Each input in its own savepoint: one bad input fails alone; the rest commit together."""
         run = {"create": self._batch_create, "update": self._batch_update,
                "upsert": self._batch_upsert, "archive": self._batch_archive}[operation]
-        results: list[str] = []
+        results: builtins.list[str] = []  # `list` is a method name in this class
+        raw: Any
         failed = False
         with UnitOfWork(scope) as uow:
             for index, raw in enumerate(inputs):
@@ -200,7 +204,8 @@ class RecordService:
         if self.spec.check_references:
             self.spec.check_references(uow, values)
         now = utcnow()
-        row = model(id=new_id(), workspace_id=scope.workspace_id, created_at=now, updated_at=now, **values)
+        row = model(id=new_id(), workspace_id=scope.workspace_id, created_at=now, updated_at=now,  # type: ignore[call-arg]
+                    **values)
         self._flush_new(uow, row, values)
         changes = {k: (None, self._plain(v)) for k, v in values.items() if v not in (None, [], "")}
         record_changes(uow, object_type=self.spec.object_type, record_id=row.id, action="created",

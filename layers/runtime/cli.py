@@ -5,8 +5,10 @@ prometheus_client, and Sentry must start before the app module is imported.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +31,7 @@ def main() -> None:
 @click.option("--threads", default=8, show_default=True, type=int, help="Blocking threads per worker")
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Run the API tier on the production HTTP server (granian, WSGI)."""
+    _prepare_metrics_dir()
     _check_settings()
     _serve(host, port, workers, threads)
 
@@ -38,6 +41,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 @click.option("--port", default=3000, show_default=True, type=int)
 def local(host: str, port: int) -> None:
     """The whole system in one process on embedded defaults: SQLite, in-process Redis stand-in."""
+    _prepare_metrics_dir()
     os.environ.setdefault("CRM_ENV", "local")
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{LOCAL_DIR}/crm.db")
     LOCAL_DIR.mkdir(exist_ok=True)
@@ -127,8 +131,6 @@ def _serve(host: str, port: int, workers: int, threads: int) -> None:
     from granian import Granian
     from granian.constants import Interfaces
 
-    metrics_dir = tempfile.mkdtemp(prefix="crm-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # before any worker imports prometheus_client
     Granian(
         "layers.runtime.wsgi_entry:application",
         address=host,
@@ -140,6 +142,16 @@ def _serve(host: str, port: int, workers: int, threads: int) -> None:
         log_access=False,  # the adapter writes one JSON line per request
         workers_kill_timeout=25,  # under the ALB's deregistration delay and ECS stopTimeout (30 s)
     ).serve()
+
+
+def _prepare_metrics_dir() -> None:
+    """Each worker process writes its samples here and /metrics sums them. It must be set before
+    anything imports prometheus_client, in this process and in the workers it forks."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    metrics_dir = tempfile.mkdtemp(prefix="crm-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
 
 
 def _start_fake_redis() -> str:

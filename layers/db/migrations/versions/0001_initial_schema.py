@@ -19,7 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table('companies',
     sa.Column('name', sa.String(length=255), nullable=False),
     sa.Column('domain', sa.String(length=253), nullable=True),
@@ -149,11 +149,11 @@ def upgrade() -> None:
     with op.batch_alter_table('memberships', schema=None) as batch_op:
         batch_op.create_index('ix_memberships_user_id', ['user_id'], unique=False)
 
-    
+
 
 
 def downgrade() -> None:
-    
+
     with op.batch_alter_table('memberships', schema=None) as batch_op:
         batch_op.drop_index('ix_memberships_user_id')
 
@@ -189,4 +189,4 @@ def downgrade() -> None:
         batch_op.drop_index('ix_companies_created')
 
     op.drop_table('companies')
-    
+
