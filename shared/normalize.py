@@ -42,7 +42,8 @@ def normalize_tags(values: list[str]) -> list[str]:
     return tags
 
 
-_PHONE = re.compile(r"^\+?[0-9 ().\-]{3,40}(?:\s*(?:x|ext\.?)\s*[0-9]{1,8})?$", re.IGNORECASE)
+# The lookahead asks for three digits in the number itself: "(((" or "..." is not a phone number.
+_PHONE = re.compile(r"^\+?(?=(?:[ ().\-]*[0-9]){3})[0-9 ().\-]{3,40}(?:\s*(?:x|ext\.?)\s*[0-9]{1,8})?$", re.IGNORECASE)
 
 
 def normalize_email(value: str) -> str:

@@ -18,7 +18,7 @@ class CompanyCreate(StrictModel):
     name: str = Field(min_length=1, max_length=255)
     domain: Domain | None = None
     industry: str | None = Field(None, max_length=100)
-    employee_count: int | None = Field(None, ge=0, le=10_000_000)
+    employee_count: int | None = Field(None, ge=0, le=10_000_000, strict=True)
     owner_id: str | None = Field(None, max_length=26)
     tags: Tags = Field(default_factory=list)
 
@@ -27,7 +27,7 @@ class CompanyUpdate(StrictModel):
     name: str | None = Field(None, min_length=1, max_length=255)
     domain: Domain | None = None
     industry: str | None = Field(None, max_length=100)
-    employee_count: int | None = Field(None, ge=0, le=10_000_000)
+    employee_count: int | None = Field(None, ge=0, le=10_000_000, strict=True)
     owner_id: str | None = Field(None, max_length=26)
     tags: Tags | None = None
 

@@ -55,5 +55,6 @@ def ensure_active(uow: UnitOfWork, company_id: str, *, field: str) -> None:
             {"field": field, "message": "no such company", "code": "reference"}])
 
 
-def exists(uow: UnitOfWork, company_id: str) -> bool:
-    return uow.session.get(Company, company_id) is not None
+def exists(uow: UnitOfWork, company_id: str, *, include_archived: bool = False) -> bool:
+    company = uow.session.get(Company, company_id)
+    return company is not None and (include_archived or company.archived_at is None)

@@ -14,7 +14,7 @@ register_record_routes(bp, service.contacts, tag="Contacts")
 
 
 # `{record_id}` because API Gateway (and our router) need one parameter name per path level.
-@bp.route("/v1/companies/{record_id}/contacts", methods=["GET"])
+@bp.route("/v1/companies/{record_id}/contacts", methods=["GET"], name="contacts_list_for_company")
 @endpoint(summary="Contacts of a company", permission="read", tag="Contacts", errors=(404, 422),
           response=page_model_for(service.contacts.spec.read_schema),
           query=(LIMIT_PARAM, CURSOR_PARAM, ARCHIVED_PARAM))

@@ -54,7 +54,7 @@ def list_for_company(
     scope: Scope, company_id: str, *, limit: int, cursor: str | None, include_archived: bool
 ) -> str:
     with UnitOfWork(scope) as uow:
-        if not companies_service.exists(uow, company_id):
+        if not companies_service.exists(uow, company_id, include_archived=include_archived):
             raise NotFound(f"no company with id {company_id}")
     return contacts.list(scope, limit=limit, cursor=cursor, include_archived=include_archived,
                          where=(Contact.company_id == company_id,))

@@ -20,13 +20,13 @@ TAG = "System"
 _DOCS_PAGE = (Path(__file__).parent / "docs.html").read_text()
 
 
-@bp.route("/health", methods=["GET"])
+@bp.route("/health", methods=["GET"], name="system_health")
 @endpoint(summary="Liveness: the process answers (touches nothing)", permission="public", tag=TAG, response=Health)
 def health() -> Response:
     return json_response('{"status":"ok"}')
 
 
-@bp.route("/ready", methods=["GET"])
+@bp.route("/ready", methods=["GET"], name="system_ready")
 @endpoint(summary="Readiness: the database and Redis answer", permission="public", tag=TAG, response=Readiness,
           errors=(503,))
 def ready() -> Response:
@@ -35,7 +35,7 @@ def ready() -> Response:
     return json_response({"status": "ready" if ok else "unavailable", "checks": checks}, 200 if ok else 503)
 
 
-@bp.route("/metrics", methods=["GET"])
+@bp.route("/metrics", methods=["GET"], name="system_metrics")
 @endpoint(summary="Prometheus metrics (all worker processes)", permission="public", tag=TAG,
           content_type="text/plain")
 def metrics() -> Response:
@@ -48,13 +48,13 @@ def _openapi_document(app_id: int) -> str:
     return json.dumps(build_openapi(bp.current_app), separators=(",", ":"))
 
 
-@bp.route("/v1/openapi.json", methods=["GET"])
+@bp.route("/v1/openapi.json", methods=["GET"], name="system_openapi")
 @endpoint(summary="This API's OpenAPI 3.1 document", permission="public", tag=TAG)
 def openapi() -> Response:
     return json_response(_openapi_document(id(bp.current_app)))
 
 
-@bp.route("/docs", methods=["GET"])
+@bp.route("/docs", methods=["GET"], name="system_docs")
 @endpoint(summary="API reference page (renders the OpenAPI document)", permission="public", tag=TAG,
           content_type="text/html")
 def docs() -> Response:

@@ -30,7 +30,7 @@ bp = Blueprint(__name__)
 TAG = "Workspaces"
 
 
-@bp.route("/v1/workspaces", methods=["POST"])
+@bp.route("/v1/workspaces", methods=["POST"], name="workspaces_create")
 @endpoint(summary="Create a workspace (you become its owner)", permission="user", tag=TAG,
           request=WorkspaceCreate, response=WorkspaceRead, status=201, errors=(400, 422))
 def create_workspace() -> Response:
@@ -39,20 +39,20 @@ def create_workspace() -> Response:
     return json_response(service.create_workspace(user=user_of(request), name=data.name), 201)
 
 
-@bp.route("/v1/workspaces", methods=["GET"])
+@bp.route("/v1/workspaces", methods=["GET"], name="workspaces_list")
 @endpoint(summary="Workspaces you belong to", permission="user", tag=TAG, response=WorkspaceList)
 def list_workspaces() -> Response:
     return json_response({"data": [w.model_dump(mode="json") for w in
                                    service.list_workspaces(user=user_of(bp.current_request))]})
 
 
-@bp.route("/v1/me", methods=["GET"])
+@bp.route("/v1/me", methods=["GET"], name="workspaces_me")
 @endpoint(summary="The signed-in person and their workspaces", permission="user", tag=TAG, response=MeRead)
 def me() -> Response:
     return json_response(service.me(user=user_of(bp.current_request)))
 
 
-@bp.route("/v1/members", methods=["GET"])
+@bp.route("/v1/members", methods=["GET"], name="workspaces_members_list")
 @endpoint(summary="Members of the workspace", permission="read", tag=TAG, response=MemberPage, errors=(422,),
           query=(LIMIT_PARAM, CURSOR_PARAM))
 def list_members() -> Response:
@@ -61,7 +61,7 @@ def list_members() -> Response:
     return json_response(service.list_members(scope_of(request), limit=query.limit, cursor=query.cursor))
 
 
-@bp.route("/v1/members", methods=["POST"])
+@bp.route("/v1/members", methods=["POST"], name="workspaces_members_invite")
 @endpoint(summary="Invite a person by email", permission="admin", tag=TAG, request=MemberInvite,
           response=MemberRead, status=201, errors=(400, 409, 422))
 def invite_member() -> Response:
@@ -69,7 +69,7 @@ def invite_member() -> Response:
     return json_response(service.invite_member(scope_of(request), parse_body(request, MemberInvite)), 201)
 
 
-@bp.route("/v1/members/{user_id}", methods=["PATCH"])
+@bp.route("/v1/members/{user_id}", methods=["PATCH"], name="workspaces_members_change_role")
 @endpoint(summary="Change a member's role", permission="admin", tag=TAG, request=MemberUpdate,
           response=MemberRead, errors=(400, 404, 409, 422))
 def change_role(user_id: str) -> Response:
@@ -78,14 +78,14 @@ def change_role(user_id: str) -> Response:
     return json_response(service.change_role(scope_of(request), user_id, data.role))
 
 
-@bp.route("/v1/members/{user_id}", methods=["DELETE"])
+@bp.route("/v1/members/{user_id}", methods=["DELETE"], name="workspaces_members_remove")
 @endpoint(summary="Remove a member", permission="admin", tag=TAG, status=204, errors=(404, 409))
 def remove_member(user_id: str) -> Response:
     service.remove_member(scope_of(bp.current_request), user_id)
     return no_content()
 
 
-@bp.route("/v1/api-keys", methods=["POST"])
+@bp.route("/v1/api-keys", methods=["POST"], name="workspaces_api_keys_create")
 @endpoint(summary="Create an API key (the secret is shown once)", permission="admin", tag=TAG,
           request=ApiKeyCreate, response=ApiKeyCreated, status=201, errors=(400, 422))
 def create_api_key() -> Response:
@@ -93,7 +93,7 @@ def create_api_key() -> Response:
     return json_response(service.create_api_key(scope_of(request), parse_body(request, ApiKeyCreate)), 201)
 
 
-@bp.route("/v1/api-keys", methods=["GET"])
+@bp.route("/v1/api-keys", methods=["GET"], name="workspaces_api_keys_list")
 @endpoint(summary="API keys of the workspace", permission="admin", tag=TAG, response=ApiKeyPage, errors=(422,),
           query=(LIMIT_PARAM, CURSOR_PARAM))
 def list_api_keys() -> Response:
@@ -102,14 +102,14 @@ def list_api_keys() -> Response:
     return json_response(service.list_api_keys(scope_of(request), limit=query.limit, cursor=query.cursor))
 
 
-@bp.route("/v1/api-keys/{key_id}", methods=["DELETE"])
+@bp.route("/v1/api-keys/{key_id}", methods=["DELETE"], name="workspaces_api_keys_revoke")
 @endpoint(summary="Revoke an API key", permission="admin", tag=TAG, status=204, errors=(404,))
 def revoke_api_key(key_id: str) -> Response:
     service.revoke_api_key(scope_of(bp.current_request), key_id)
     return no_content()
 
 
-@bp.route("/v1/sessions", methods=["POST"])
+@bp.route("/v1/sessions", methods=["POST"], name="workspaces_sessions_start")
 @endpoint(summary="Exchange a Firebase ID token for a session cookie", permission="public", tag=TAG,
           request=SessionCreate, response=MeRead, status=201, errors=(400, 401, 422))
 def start_session() -> Response:
@@ -123,7 +123,7 @@ def start_session() -> Response:
     return response
 
 
-@bp.route("/v1/sessions/current", methods=["DELETE"])
+@bp.route("/v1/sessions/current", methods=["DELETE"], name="workspaces_sessions_end")
 @endpoint(summary="Sign out: revoke the session", permission="user", tag=TAG, status=204)
 def end_session() -> Response:
     request = bp.current_request

@@ -24,7 +24,7 @@ from functions.workspaces.schemas import (
 from layers.auth.firebase import FirebaseIdentity
 from layers.auth.principals import API_KEY_PREFIX, UserPrincipal
 from layers.cache import sessions
-from layers.cache.client import guarded
+from layers.cache.client import CACHE_EPOCH_KEY, guarded, invalidation_lost
 from layers.db.uow import UnitOfWork
 from shared.clock import utcnow
 from shared.context import ROLE_RANK, Actor, Scope, system_scope
@@ -49,16 +49,21 @@ def _api_key_cache_key(key_hash: str) -> str:
 class Resolver:
     def resolve_api_key(self, raw_key: str) -> Scope | None:
         key_hash = _hash_key(raw_key)
-        cached = guarded("auth", lambda r: r.get(_api_key_cache_key(key_hash)), lambda: None)
-        if cached:
-            entry = json.loads(cached)
+        # Entries carry the cache epoch they were written in: a revoke that could not reach Redis
+        # moves the epoch on (see layers.cache.client), so no process trusts older entries.
+        epoch, cached = guarded(
+            "auth", lambda r: r.mget(CACHE_EPOCH_KEY, _api_key_cache_key(key_hash)), lambda: [None, None])
+        epoch = epoch or "0"
+        cached_epoch, _, cached_entry = (cached or "").partition("|")
+        if cached and cached_epoch == epoch:
+            entry = json.loads(cached_entry)
         else:
             with UnitOfWork(unscoped=True) as uow:
                 key = repository.live_api_key_by_hash(uow.session, key_hash)
                 if key is None:
                     return None
                 entry = {"workspace_id": key.workspace_id, "id": key.id, "scopes": key.scopes}
-            payload = json.dumps(entry)
+            payload = f"{epoch}|{json.dumps(entry)}"
             guarded("auth", lambda r: r.set(_api_key_cache_key(key_hash), payload, ex=API_KEY_CACHE_SECONDS),
                     lambda: None)
         return Scope(
@@ -238,7 +243,7 @@ def revoke_api_key(scope: Scope, key_id: str) -> None:
         key_hash = key.key_hash
         # Drop the cached lookup before and after commit: no window where a revoked key still works.
         def forget() -> None:
-            guarded("auth", lambda r: r.delete(_api_key_cache_key(key_hash)), lambda: None)
+            guarded("auth", lambda r: r.delete(_api_key_cache_key(key_hash)), invalidation_lost)
 
         uow.before_commit(forget)
         uow.after_commit(forget)

@@ -18,7 +18,11 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _client: redis.Redis | None = None
 _open_until = 0.0  # breaker: skip Redis until this monotonic time after a failure
+_lost_invalidations = False  # a write could not invalidate its cached copies while Redis was away
 BREAKER_SECONDS = 1.0
+# Every cached entry records the epoch it was written in; readers treat other epochs as misses.
+# (Two-key scripts and MGETs assume a non-cluster Redis, as ElastiCache's replication group is.)
+CACHE_EPOCH_KEY = "cache:epoch"
 
 
 def make_client(url: str | None) -> redis.Redis:
@@ -47,20 +51,32 @@ def get_redis() -> redis.Redis:
 
 def use_redis(client: redis.Redis | None) -> None:
     """Swap the client (tests, CLI); None forgets it so settings decide again."""
-    global _client, _open_until
+    global _client, _open_until, _lost_invalidations
     with _lock:
         _client = client
         _open_until = 0.0
+        _lost_invalidations = False
+
+
+def invalidation_lost() -> None:
+    """A committed write could not reach Redis to invalidate its cached copies. The first Redis call
+    that succeeds afterwards moves the cache epoch on, so every process stops serving older entries."""
+    global _lost_invalidations
+    _lost_invalidations = True
 
 
 def guarded(component: str, operation: Callable[[redis.Redis], T], fallback: Callable[[], T]) -> T:
     """Run a Redis operation; on failure (or while the breaker is open) use `fallback` and count it."""
-    global _open_until
+    global _open_until, _lost_invalidations
     if time.monotonic() < _open_until:
         REDIS_DEGRADED.labels(component=component).inc()
         return fallback()
     try:
-        result = operation(get_redis())
+        client = get_redis()
+        if _lost_invalidations:
+            client.incr(CACHE_EPOCH_KEY)
+            _lost_invalidations = False
+        result = operation(client)
     except redis.RedisError as exc:
         _open_until = time.monotonic() + BREAKER_SECONDS
         REDIS_AVAILABLE.set(0)

@@ -65,9 +65,9 @@ class RateLimiter:
             return [int(results[i * 2]) for i in range(len(keys))]
 
         counts = guarded("ratelimit", in_redis, lambda: [self._local.incr(k) for k in keys])
-        remaining = min(lim.limit - count for lim, count in zip(limits, counts, strict=True))
-        tightest = min(limits, key=lambda lim: lim.limit)
         for lim, count in zip(limits, counts, strict=True):
             if count > lim.limit:
                 return Decision(False, lim.limit, 0, reset, exceeded=lim.name)
-        return Decision(True, tightest.limit, max(remaining, 0), reset)
+        # Report the limit nearest exhaustion, so RateLimit-Limit and -Remaining describe the same quota.
+        binding, used = min(zip(limits, counts, strict=True), key=lambda pair: pair[0].limit - pair[1])
+        return Decision(True, binding.limit, max(binding.limit - used, 0), reset)

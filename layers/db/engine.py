@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import get_settings
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # get_session_factory() calls get_engine() while holding it
 _engine: Engine | None = None
 _session_factory: sessionmaker[Session] | None = None
 

@@ -58,7 +58,10 @@ class ChaliceWSGIAdapter:
             except PayloadTooLarge as error:
                 status, headers, body = self._problem(error, request_id)
             else:
-                event = self._event(environ, method, path, match.template, match.params, raw_body, request_id)
+                # HEAD is GET without the body (RFC 9110 9.3.2) unless a route declares it; the body is dropped below.
+                head_as_get = method == "HEAD" and "HEAD" not in self.app.routes.get(match.template, {})
+                invoked = "GET" if head_as_get else method
+                event = self._event(environ, invoked, path, match.template, match.params, raw_body, request_id)
                 status, headers, body, extra = self._invoke(event, context)
         headers.setdefault("X-Request-Id", request_id)
         start_response(f"{status} {_REASONS.get(status, 'Status')}", list(headers.items()) + extra)

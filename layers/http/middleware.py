@@ -201,7 +201,11 @@ class RateLimitMiddleware:
                 f"{self._settings.rate_limit_window_seconds} s",
                 headers={**headers, "Retry-After": str(decision.reset_seconds)},
             )
-        response = get_response(request)
+        try:
+            response = get_response(request)
+        except AppError as error:  # a refused request spent its budget too: say so on the problem
+            error.headers = {**headers, **error.headers}
+            raise
         response.headers.update(headers)
         return response
 

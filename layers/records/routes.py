@@ -44,7 +44,8 @@ class PageQuery(StrictModel):
 
 
 class BatchRequest(StrictModel):
-    inputs: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+    # Any JSON value per input: a non-object input fails on its own, like any other bad input.
+    inputs: list[Any] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class HistoryEntry(BaseModel):

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import Field, model_validator
-from sqlalchemy import ColumnElement, Select, and_, false, or_
+from sqlalchemy import ColumnElement, Select, and_, false, or_, true
 
 from layers.records.properties import Operator, PropertySpec, coerce, condition
 from shared.clock import as_utc, isoformat
@@ -98,7 +98,8 @@ def where_clause(
             else:
                 values = [coerce(spec, flt.value, f"{at}.value")]
             ands.append(condition(spec, getattr(model, spec.name), flt.operator, values))
-        ors.append(and_(*[a for a in ands if a is not None]))
+        # true() keeps a group whose filters all match everything (NOT_IN []) from vanishing from the OR.
+        ors.append(and_(true(), *[a for a in ands if a is not None]))
     return or_(*ors)
 
 

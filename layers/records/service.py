@@ -103,7 +103,8 @@ class RecordService:
     def search(self, scope: Scope, request: SearchRequest, *, where: tuple[ColumnElement[bool], ...] = ()) -> str:
         model = self.spec.model
         keys = sort_keys(request.sorts, self._properties, model)
-        sig = signature(keys, describe(request) + repr([str(w) for w in where]))
+        # The bound values matter too: a cursor from one company's contacts must not page another's.
+        sig = signature(keys, describe(request) + repr([(str(w), sorted(w.compile().params.items())) for w in where]))
         statement = select(model)
         condition = where_clause(request.filter_groups, self._properties, model)
         if condition is not None:
@@ -139,12 +140,15 @@ class RecordService:
             )
             if cursor is not None:
                 position = decode_cursor(cursor, secret)
+                if position.get("record") != record_id:
+                    raise ValidationFailed("this cursor belongs to another record's history", errors=[
+                        {"field": "cursor", "message": "cursor does not match this record", "code": "invalid"}])
                 statement = statement.where(FieldHistory.id < str(position.get("before", "")))
             rows = list(uow.session.scalars(statement))
         more = len(rows) > limit
         rows = rows[:limit]
         bodies = [json.dumps(_history_entry(row), separators=(",", ":")) for row in rows]
-        return _page(bodies, encode_cursor({"before": rows[-1].id}, secret) if more else None)
+        return _page(bodies, encode_cursor({"before": rows[-1].id, "record": record_id}, secret) if more else None)
 
     # ---- writes ------------------------------------------------------------------------------------
     def create(self, scope: Scope, data: BaseModel) -> RecordView:
@@ -191,7 +195,10 @@ class RecordService:
                     results.append(f'{{"index":{index},"status":{status},"outcome":"{outcome}","record":{record}}}')
                 except AppError as error:
                     failed = True
-                    problem = json.dumps(problem_body(error, scope.request_id), separators=(",", ":"))
+                    body = problem_body(error, scope.request_id)
+                    if body.get("errors"):  # rule checks name bare fields; a batch names them per input
+                        body["errors"] = [_at_input(e, index) for e in body["errors"]]
+                    problem = json.dumps(body, separators=(",", ":"))
                     results.append(f'{{"index":{index},"status":{error.status},"outcome":"error","problem":{problem}}}')
             uow.commit()
         return BatchOutcome(207 if failed else 200, '{"results":[' + ",".join(results) + "]}")
@@ -335,7 +342,7 @@ class RecordService:
         scope = uow.scope
         assert scope is not None
         workspace_id, object_type = scope.workspace_id, self.spec.object_type
-        uow.after_commit(lambda: record_cache.put(workspace_id, object_type, view.id, _cached(view)))
+        uow.after_commit(lambda: record_cache.put(workspace_id, object_type, view.id, _cached(view), written=True))
 
     def _dump(self, row: RecordMixin) -> str:
         return self.spec.read_schema.model_validate(row).model_dump_json()
@@ -356,6 +363,14 @@ def _cached(view: RecordView) -> record_cache.CachedRecord:
 
 def _page(bodies: list[str], cursor: str | None) -> str:
     return '{"data":[' + ",".join(bodies) + '],"next_cursor":' + json.dumps(cursor) + "}"
+
+
+def _at_input(error: dict[str, Any], index: int) -> dict[str, Any]:
+    prefix = f"inputs.{index}"
+    field = str(error.get("field", ""))
+    if field == prefix or field.startswith(prefix + "."):
+        return error
+    return {**error, "field": f"{prefix}.{field}" if field else prefix}
 
 
 def _input_id(raw: Any, index: int) -> str:

@@ -153,14 +153,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
-    with op.batch_alter_table('memberships', schema=None) as batch_op:
-        batch_op.drop_index('ix_memberships_user_id')
-
+    # No DROP INDEX before these two DROP TABLEs: MySQL/MariaDB refuse to drop an index a foreign
+    # key needs (error 1553), and dropping the table drops its indexes anyway.
     op.drop_table('memberships')
-    with op.batch_alter_table('api_keys', schema=None) as batch_op:
-        batch_op.drop_index('ix_api_keys_workspace_id_id')
-
     op.drop_table('api_keys')
     op.drop_table('workspaces')
     op.drop_table('users')

@@ -1,0 +1,289 @@
+"""The sample events in events/: one or more per route handler, each runnable like a Lambda invoke.
+
+Files are named `<handler>_<case>.json`, where `<handler>` is the Chalice route view name. Events that
+address one record carry the placeholder id below (a sample cannot know a real id): as they are, they
+answer 404 (or 207 in a batch); the "realised" test swaps in a real record's id and expects success.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from layers.runtime.cli import main
+from layers.runtime.invoke import invoke_handler
+from shared.ids import new_id
+from tests.support.api import Api
+from tests.support.firebase_keys import FirebaseTestIssuer
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+PLACEHOLDER = "01JAAAAAAAAAAAAAAAAAAAAAAA"
+EVENT_KEYS = {"resource", "path", "httpMethod", "headers", "multiValueHeaders", "queryStringParameters",
+              "multiValueQueryStringParameters", "pathParameters", "stageVariables", "requestContext", "body",
+              "isBase64Encoded"}
+
+# What each event answers as it is, run with a workspace's admin API key. Every file must be listed,
+# so a new sample states what it is expected to do.
+AS_IS: dict[str, int] = {
+    "contacts_create_valid": 201,
+    "contacts_create_invalid_email": 422,
+    "contacts_create_unknown_field": 422,
+    "contacts_create_malformed_json": 400,
+    "contacts_list_first_page": 200,
+    "contacts_search_filter_and_query": 200,
+    "contacts_batch_create_two": 200,
+    "contacts_batch_upsert_by_email": 200,
+    "contacts_batch_update_by_id": 207,
+    "contacts_batch_archive_by_id": 207,
+    "contacts_get_by_id": 404,
+    "contacts_update_by_id": 404,
+    "contacts_archive_by_id": 404,
+    "contacts_restore_by_id": 404,
+    "contacts_history_by_id": 404,
+    "companies_create_valid": 201,
+    "companies_create_invalid_domain": 422,
+    "companies_list_first_page": 200,
+    "companies_search_filter_and_query": 200,
+    "companies_batch_create_two": 200,
+    "companies_batch_upsert_by_domain": 200,
+    "companies_batch_update_by_id": 207,
+    "companies_batch_archive_by_id": 207,
+    "companies_get_by_id": 404,
+    "companies_update_by_id": 404,
+    "companies_archive_by_id": 404,
+    "companies_restore_by_id": 404,
+    "companies_history_by_id": 404,
+    "contacts_list_for_company_by_id": 404,
+    "system_health_ok": 200,
+    "system_ready_ok": 200,
+    "system_metrics_ok": 200,
+    "system_openapi_document": 200,
+    "system_docs_page": 200,
+    "workspaces_members_list_first_page": 200,
+    "workspaces_members_invite_valid": 201,
+    "workspaces_members_change_role_by_id": 404,
+    "workspaces_members_remove_by_id": 404,
+    "workspaces_api_keys_create_valid": 201,
+    "workspaces_api_keys_list_ok": 200,
+    "workspaces_api_keys_revoke_by_id": 404,
+    "workspaces_sessions_start_invalid_token": 401,
+    # People-only endpoints refuse API keys; test_user_events_succeed_for_a_signed_in_person runs them as one.
+    "workspaces_create_valid": 403,
+    "workspaces_list_ok": 403,
+    "workspaces_me_ok": 403,
+    "workspaces_sessions_end_ok": 403,
+}
+
+# Placeholder events with a real record's id swapped in.
+REALISED: dict[str, int] = {
+    "contacts_get_by_id": 200,
+    "contacts_update_by_id": 200,
+    "contacts_archive_by_id": 204,
+    "contacts_restore_by_id": 200,
+    "contacts_history_by_id": 200,
+    "contacts_batch_update_by_id": 200,
+    "contacts_batch_archive_by_id": 200,
+    "companies_get_by_id": 200,
+    "companies_update_by_id": 200,
+    "companies_archive_by_id": 204,
+    "companies_restore_by_id": 200,
+    "companies_history_by_id": 200,
+    "companies_batch_update_by_id": 200,
+    "companies_batch_archive_by_id": 200,
+    "contacts_list_for_company_by_id": 200,
+    "workspaces_members_change_role_by_id": 200,
+    "workspaces_members_remove_by_id": 204,
+    "workspaces_api_keys_revoke_by_id": 204,
+}
+
+AS_USER: dict[str, int] = {"workspaces_create_valid": 201, "workspaces_list_ok": 200, "workspaces_me_ok": 200,
+                           "workspaces_sessions_end_ok": 204}
+
+
+def _routes() -> dict[str, tuple[str, str]]:
+    """view name → (path template, method), from the app's route table."""
+    import app
+
+    return {entry.view_name: (path, method) for path, methods in app.app.routes.items()
+            for method, entry in methods.items()}
+
+
+ROUTES = _routes()
+EVENT_FILES = sorted(EVENTS.glob("*.json"))
+
+
+def handler_of(event_file: Path) -> str:
+    """`contacts_batch_create_two.json` → `contacts_batch_create` (the longest view name it starts with)."""
+    stem = event_file.stem
+    names = [name for name in ROUTES if stem.startswith(name + "_")]
+    assert names, f"{event_file.name} does not start with a route handler's name"
+    return max(names, key=len)
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text())  # type: ignore[no-any-return]
+
+
+def run(name: str, api_key: str, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    path = EVENTS / f"{name}.json"
+    result = invoke_handler(handler_of(path), event if event is not None else load(name), api_key=api_key)
+    assert isinstance(result, dict)
+    return result
+
+
+def test_every_route_handler_has_a_sample_event() -> None:
+    # GIVEN the app's route handlers and the sample events
+    covered = {handler_of(f) for f in EVENT_FILES}
+
+    # WHEN they are compared
+    missing = sorted(set(ROUTES) - covered)
+
+    # THEN every handler has at least one event
+    assert missing == []
+
+
+def test_every_event_file_has_a_stated_expectation() -> None:
+    # GIVEN the sample event files
+    names = {f.stem for f in EVENT_FILES}
+
+    # WHEN they are compared with the expectations
+    # THEN each one is expected to do something, and nothing is expected of a missing file
+    assert names == set(AS_IS)
+    assert set(REALISED) <= names and set(AS_USER) <= names
+
+
+@pytest.mark.parametrize("event_file", EVENT_FILES, ids=lambda f: f.stem)
+def test_each_event_is_an_api_gateway_proxy_event_for_its_handler(event_file: Path) -> None:
+    # GIVEN an event file
+    event = json.loads(event_file.read_text())
+    template, method = ROUTES[handler_of(event_file)]
+
+    # WHEN its shape is checked
+    context = event["requestContext"]
+
+    # THEN it is a REST (v1) proxy event addressed to its own handler's route
+    assert set(event) == EVENT_KEYS
+    assert event["resource"] == context["resourcePath"] == template
+    assert event["httpMethod"] == context["httpMethod"] == method
+    assert event["path"] == context["path"]
+    assert {"requestId", "stage", "identity"} <= set(context) and context["identity"]["sourceIp"]
+    assert event["stageVariables"] is None and event["isBase64Encoded"] is False
+    assert event["body"] is None or isinstance(event["body"], str)
+    assert {k: [v] for k, v in event["headers"].items()} == event["multiValueHeaders"]
+    params = event["pathParameters"] or {}
+    filled = template
+    for key, value in params.items():
+        filled = filled.replace("{" + key + "}", value)
+    assert filled == event["path"] and "{" not in filled
+    query = event["queryStringParameters"]
+    multi = event["multiValueQueryStringParameters"]
+    assert (query is None and multi is None) or {k: [v] for k, v in query.items()} == multi
+    if event["body"] is not None:
+        assert event["headers"]["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("name", sorted(AS_IS))
+def test_each_event_runs_and_answers_its_expected_status(api: Api, name: str) -> None:
+    # GIVEN a fresh workspace and its admin key
+    # WHEN the event is invoked on its handler
+    result = run(name, api.api_key)
+
+    # THEN it answers the expected status (never a server error), with a request id
+    assert result["statusCode"] == AS_IS[name], result.get("body")
+    assert result["statusCode"] < 500
+    headers = {k.lower(): v for k, v in result["headers"].items()}
+    assert headers.get("x-request-id")
+    if result["statusCode"] >= 400:
+        assert headers["content-type"] == "application/problem+json"
+
+
+def test_happy_path_events_answer_their_records(api: Api) -> None:
+    # GIVEN the create, list and search events for contacts
+    # WHEN they run in order in one workspace
+    created = run("contacts_create_valid", api.api_key)
+    listed = run("contacts_list_first_page", api.api_key)
+    found = run("contacts_search_filter_and_query", api.api_key)
+
+    # THEN the created contact is stored normalised, and the list and the search find it
+    record = json.loads(created["body"])
+    assert record["email"] == "ada.lovelace@example.com"
+    assert [r["id"] for r in json.loads(listed["body"])["data"]] == [record["id"]]
+    assert [r["id"] for r in json.loads(found["body"])["data"]] == [record["id"]]
+
+
+def _real_id(api: Api, name: str) -> str:
+    """An id of the kind the event's placeholder stands for, in the api's workspace."""
+    handler = handler_of(EVENTS / f"{name}.json")
+    if handler.startswith("companies_") or handler == "contacts_list_for_company":
+        reply = api.post("/v1/companies", {"name": "Real", "domain": "real.example"})
+    elif handler.startswith("contacts_"):
+        reply = api.post("/v1/contacts", {"first_name": "Real", "email": "real@example.com"})
+    elif handler in ("workspaces_members_change_role", "workspaces_members_remove"):
+        reply = api.post("/v1/members", {"email": "member@example.com", "role": "member"})
+        assert reply.status == 201, reply.raw
+        return str(reply.json["user_id"])
+    elif handler == "workspaces_api_keys_revoke":
+        reply = api.post("/v1/api-keys", {"name": "to revoke", "scopes": ["read"]})
+    else:
+        raise AssertionError(f"no real id for {name}")
+    assert reply.status == 201, reply.raw
+    return str(reply.json["id"])
+
+
+@pytest.mark.parametrize("name", sorted(REALISED))
+def test_placeholder_events_succeed_with_a_real_id(api: Api, name: str) -> None:
+    # GIVEN an event addressing one record, with a real record's id in place of the placeholder
+    text = (EVENTS / f"{name}.json").read_text()
+    assert PLACEHOLDER in text
+    event = json.loads(text.replace(PLACEHOLDER, _real_id(api, name)))
+
+    # WHEN it is invoked
+    result = run(name, api.api_key, event)
+
+    # THEN it succeeds
+    assert result["statusCode"] == REALISED[name], result.get("body")
+    if result["statusCode"] in (200, 207) and "batch" in name:
+        assert all(r["outcome"] != "error" for r in json.loads(result["body"])["results"])
+
+
+@pytest.mark.parametrize("name", sorted(AS_USER))
+def test_user_events_succeed_for_a_signed_in_person(firebase_issuer: FirebaseTestIssuer, name: str) -> None:
+    # GIVEN a person signed in with a Firebase ID token (sent where the API key would go)
+    token = firebase_issuer.mint(f"uid-{new_id()}", email=f"person-{new_id().lower()}@example.com")
+
+    # WHEN a people-only event is invoked with it
+    result = invoke_handler(handler_of(EVENTS / f"{name}.json"), load(name), api_key=token)
+
+    # THEN it succeeds
+    assert result["statusCode"] == AS_USER[name], result.get("body")
+
+
+def test_crm_invoke_runs_a_sample_event(api: Api) -> None:
+    # GIVEN the contacts_create sample event and a workspace's API key
+    event_file = EVENTS / "contacts_create_valid.json"
+
+    # WHEN `crm invoke` runs it
+    outcome = CliRunner().invoke(main, ["invoke", "contacts_create", "--event", str(event_file),
+                                        "--api-key", api.api_key])
+
+    # THEN it exits 0 and prints the Lambda-style result with the created contact
+    assert outcome.exit_code == 0, outcome.output
+    result = json.loads(outcome.stdout)
+    assert result["statusCode"] == 201
+    record = json.loads(result["body"])
+    assert record["email"] == "ada.lovelace@example.com"
+    assert api.get(f"/v1/contacts/{record['id']}").json == record
+
+
+def test_crm_invoke_exits_non_zero_for_an_unknown_handler(api: Api) -> None:
+    # GIVEN a handler name the app does not have
+    # WHEN `crm invoke` is asked to run it
+    outcome = CliRunner().invoke(main, ["invoke", "contacts_frobnicate", "--event",
+                                        str(EVENTS / "system_health_ok.json"), "--api-key", api.api_key])
+
+    # THEN it fails, listing the handlers it knows
+    assert outcome.exit_code != 0
+    assert "contacts_create" in outcome.output

@@ -1,0 +1,202 @@
+"""`Idempotency-Key` on POST: replays, reuse with another body, in-flight repeats, per-workspace keys,
+and what happens without Redis."""
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import fakeredis
+import pytest
+
+from layers.cache.client import make_client, use_redis
+from shared.ids import new_id
+from tests.support.api import Api, Reply
+
+CONTACT = {"first_name": "Ada", "email": "ada@example.com"}
+
+
+def key() -> dict[str, str]:
+    return {"Idempotency-Key": f"key-{new_id()}"}
+
+
+def contact_count(api: Api) -> int:
+    return len(api.get("/v1/contacts?limit=200&include_archived=true").json["data"])
+
+
+def assert_problem(reply: Reply, status: int, slug: str | None = None) -> None:
+    assert reply.status == status, reply.json
+    assert reply.header("Content-Type") == "application/problem+json"
+    if slug:
+        assert reply.json["type"] == f"urn:crm:problem:{slug}"
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def redis_down(fake_redis: fakeredis.FakeRedis) -> Iterator[None]:
+    """Redis unreachable: the production client, pointed at a port nobody listens on."""
+    dead = make_client(f"redis://127.0.0.1:{closed_port()}/0")
+    use_redis(dead)
+    yield
+    use_redis(fake_redis)
+    dead.close()
+
+
+def test_repeat_with_same_key_and_body_replays_the_first_answer_and_writes_once(api: Api) -> None:
+    # GIVEN a create carrying an Idempotency-Key
+    headers = key()
+    first = api.post("/v1/contacts", CONTACT, headers=headers)
+    # WHEN the client repeats it exactly
+    second = api.post("/v1/contacts", CONTACT, headers=headers)
+    # THEN the repeat replays status, body, ETag and Location, says so, and only one contact exists
+    assert first.status == 201 and first.header("Idempotent-Replayed") is None
+    assert second.status == 201
+    assert second.header("Idempotent-Replayed") == "true"
+    assert second.json == first.json
+    assert second.header("ETag") == first.header("ETag") is not None
+    assert second.header("Location") == first.header("Location")
+    assert contact_count(api) == 1
+
+
+def test_same_key_with_a_different_body_is_422(api: Api) -> None:
+    # GIVEN a key already used for one create
+    headers = key()
+    first = api.post("/v1/contacts", CONTACT, headers=headers)
+    # WHEN it is reused with another body, and on another route
+    other_body = api.post("/v1/contacts", {"first_name": "Grace"}, headers=headers)
+    other_route = api.post("/v1/companies", CONTACT, headers=headers)
+    # THEN both are 422 idempotency-key-reused and nothing more was written
+    assert first.status == 201
+    assert_problem(other_body, 422, "idempotency-key-reused")
+    assert_problem(other_route, 422, "idempotency-key-reused")
+    assert contact_count(api) == 1
+    assert api.get("/v1/companies").json["data"] == []
+
+
+class GatedRedis(fakeredis.FakeRedis):
+    """Holds the record-cache fill, which runs after the commit but before the answer, so the first
+    request stays in flight until the test releases it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def evalsha(self, *args: Any, **kwargs: Any) -> Any:
+        self.reached.set()
+        self.release.wait(timeout=10)
+        return super().evalsha(*args, **kwargs)
+
+
+def test_repeat_while_the_first_request_is_running_is_409(api: Api) -> None:
+    # GIVEN a create with an Idempotency-Key that is still running (held after its commit)
+    gated = GatedRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    use_redis(gated)
+    headers = key()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(api.post, "/v1/contacts", CONTACT, headers=headers)
+        try:
+            assert gated.reached.wait(timeout=5), "the first request never reached the cache fill"
+            # WHEN the client repeats it meanwhile
+            during = api.post("/v1/contacts", CONTACT, headers=headers)
+        finally:
+            gated.release.set()
+        first_reply = first.result(timeout=10)
+    after = api.post("/v1/contacts", CONTACT, headers=headers)
+    # THEN the repeat is 409 with Retry-After; the first completes; a later repeat replays it; one row
+    assert_problem(during, 409, "idempotency-in-progress")
+    assert during.header("Retry-After") is not None
+    assert first_reply.status == 201
+    assert after.status == 201 and after.header("Idempotent-Replayed") == "true"
+    assert after.json == first_reply.json
+    assert contact_count(api) == 1
+
+
+def test_a_first_request_that_failed_validation_replays_the_same_422(api: Api) -> None:
+    # GIVEN a create that failed validation under a key
+    headers = key()
+    body = {"first_name": "Ada", "email": "not-an-email"}
+    first = api.post("/v1/contacts", body, headers=headers)
+    # WHEN it is repeated with the same key and body
+    second = api.post("/v1/contacts", body, headers=headers)
+    # THEN the same 422 comes back, marked as replayed, and nothing was written
+    assert_problem(first, 422, "validation-error")
+    assert second.status == 422 and second.header("Idempotent-Replayed") == "true"
+    assert second.json == first.json
+    assert second.header("Content-Type") == "application/problem+json"
+    assert contact_count(api) == 0
+
+
+def test_keys_are_scoped_to_the_workspace(api: Api, other_api: Api) -> None:
+    # GIVEN two workspaces
+    headers = key()
+    # WHEN each creates with the same key and body
+    mine = api.post("/v1/contacts", CONTACT, headers=headers)
+    theirs = other_api.post("/v1/contacts", CONTACT, headers=headers)
+    # THEN both are real creates of distinct records, one in each workspace
+    assert mine.status == 201 and theirs.status == 201
+    assert theirs.header("Idempotent-Replayed") is None
+    assert mine.json["id"] != theirs.json["id"]
+    assert contact_count(api) == 1 and contact_count(other_api) == 1
+
+
+def test_overlong_key_is_400(api: Api) -> None:
+    # GIVEN a key over 255 characters
+    # WHEN it is used
+    reply = api.post("/v1/contacts", CONTACT, headers={"Idempotency-Key": "k" * 256})
+    # THEN 400 and nothing was written
+    assert_problem(reply, 400)
+    assert contact_count(api) == 0
+
+
+@pytest.mark.usefixtures("redis_down")
+def test_without_redis_a_keyed_post_is_503_and_writes_nothing(api: Api) -> None:
+    # GIVEN Redis is unreachable
+    # WHEN a create carries an Idempotency-Key
+    keyed = api.post("/v1/contacts", CONTACT, headers=key())
+    count_after_keyed = contact_count(api)
+    # ... and one does not
+    plain = api.post("/v1/contacts", CONTACT)
+    # THEN the keyed one is 503 with Retry-After and wrote nothing; the plain one is created
+    assert_problem(keyed, 503, "service-unavailable")
+    assert keyed.header("Retry-After") is not None
+    assert count_after_keyed == 0
+    assert plain.status == 201
+    assert contact_count(api) == 1
+
+
+def test_batch_create_honours_the_key(api: Api) -> None:
+    # GIVEN a batch create under a key
+    headers = key()
+    body = {"inputs": [{"first_name": "A"}, {"first_name": "B"}, {"email": "bad"}]}
+    first = api.post("/v1/contacts/batch/create", body, headers=headers)
+    # WHEN it is repeated
+    second = api.post("/v1/contacts/batch/create", body, headers=headers)
+    # THEN the same 207 and results are replayed, and the two good inputs were created once
+    assert first.status == 207
+    assert second.status == 207 and second.header("Idempotent-Replayed") == "true"
+    assert second.json == first.json
+    assert contact_count(api) == 2
+
+
+def test_search_honours_the_key(api: Api) -> None:
+    # GIVEN a search under a key
+    api.post("/v1/contacts", CONTACT)
+    headers = key()
+    query = {"filter_groups": [{"filters": [{"property": "email", "operator": "EQ", "value": "ada@example.com"}]}]}
+    first = api.post("/v1/contacts/search", query, headers=headers)
+    # WHEN it is repeated, and the key is reused for another search
+    second = api.post("/v1/contacts/search", query, headers=headers)
+    other = api.post("/v1/contacts/search", {"query": "grace"}, headers=headers)
+    # THEN the repeat replays the first page; the other search is 422
+    assert first.status == 200 and len(first.json["data"]) == 1
+    assert second.status == 200 and second.header("Idempotent-Replayed") == "true"
+    assert second.json == first.json
+    assert_problem(other, 422, "idempotency-key-reused")
