@@ -51,9 +51,11 @@ class Resolver:
         key_hash = _hash_key(raw_key)
         # Entries carry the cache epoch they were written in: a revoke that could not reach Redis
         # moves the epoch on (see layers.cache.client), so no process trusts older entries.
-        epoch, cached = guarded(
-            "auth", lambda r: r.mget(CACHE_EPOCH_KEY, _api_key_cache_key(key_hash)), lambda: [None, None])
-        epoch = epoch or "0"
+        pair: list[str | None] = guarded(
+            "auth", lambda r: r.mget(CACHE_EPOCH_KEY, _api_key_cache_key(key_hash)),  # type: ignore[arg-type,return-value]
+            lambda: [None, None])
+        epoch = pair[0] or "0"
+        cached = pair[1]
         cached_epoch, _, cached_entry = (cached or "").partition("|")
         if cached and cached_epoch == epoch:
             entry = json.loads(cached_entry)

@@ -57,7 +57,9 @@ def _store(client: redis.Redis, key: str, version: int, archived: bool, body: st
 
 def get(workspace_id: str, object_type: str, record_id: str) -> CachedRecord | None:
     key = _key(workspace_id, object_type, record_id)
-    epoch, raw = guarded("cache", lambda r: r.mget(CACHE_EPOCH_KEY, key), lambda: [None, None])
+    pair: list[str | None] = guarded(
+        "cache", lambda r: r.mget(CACHE_EPOCH_KEY, key), lambda: [None, None])  # type: ignore[arg-type,return-value]
+    epoch, raw = pair
     if not raw:
         CACHE_LOOKUPS.labels(result="miss").inc()
         return None

@@ -49,7 +49,9 @@ def mariadb_engine(mariadb_url: str) -> Iterator[Engine]:
     try:
         with server.connect() as connection:
             connection.execute(text(f"DROP DATABASE IF EXISTS `{url.database}`"))
-            connection.execute(text(f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+            connection.execute(
+                text(f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            )
     except OperationalError as error:
         _unavailable("MariaDB/MySQL", error)
     finally:

@@ -268,7 +268,7 @@ def test_concurrent_verification_is_safe_and_cached() -> None:
                     for _ in range(25):
                         if verifier.verify(token).uid != uid:
                             mismatches.append(uid)
-                except BaseException as exc:  # noqa: BLE001
+                except BaseException as exc:
                     errors.append(exc)
 
             threads = [threading.Thread(target=work, args=item) for item in tokens.items()]
@@ -315,7 +315,7 @@ def test_concurrent_cold_start_is_safe() -> None:
                 try:
                     barrier.wait()
                     results.append(verifier.verify(token).uid)
-                except BaseException as exc:  # noqa: BLE001
+                except BaseException as exc:
                     errors.append(exc)
 
             threads = [threading.Thread(target=work) for _ in range(8)]
