@@ -27,6 +27,9 @@ class Scope:
     scopes: frozenset[str] = field(default_factory=frozenset)
     request_id: str = ""
     source: str = "api"
+    # Record-level visibility: None sees every record of the workspace; otherwise only records
+    # whose owner is one of these users (the caller and their teammates).
+    visible_owner_ids: frozenset[str] | None = None
 
     @property
     def can_write(self) -> bool:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
@@ -21,6 +21,7 @@ class CompanyCreate(StrictModel):
     employee_count: int | None = Field(None, ge=0, le=10_000_000, strict=True)
     owner_id: str | None = Field(None, max_length=26)
     tags: Tags = Field(default_factory=list)
+    custom_fields: dict[str, Any] = Field(default_factory=dict, description="Values of the workspace's custom fields")
 
 
 class CompanyUpdate(StrictModel):
@@ -30,6 +31,7 @@ class CompanyUpdate(StrictModel):
     employee_count: int | None = Field(None, ge=0, le=10_000_000, strict=True)
     owner_id: str | None = Field(None, max_length=26)
     tags: Tags | None = None
+    custom_fields: dict[str, Any] | None = Field(None, description="Custom field values to set (null removes one)")
 
 
 class CompanyRead(ReadModel):
@@ -40,6 +42,8 @@ class CompanyRead(ReadModel):
     employee_count: int | None
     owner_id: str | None
     tags: list[str]
+    custom_fields: dict[str, Any] = Field(validation_alias="custom")
+    merged_into_id: str | None = Field(None, description="Set on a record merged into another")
     created_at: datetime
     updated_at: datetime
     archived_at: datetime | None

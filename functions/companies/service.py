@@ -40,7 +40,9 @@ SPEC = ObjectSpec(
     ),
     text_fields=("name", "domain", "industry"),
     unique_field="domain",
+    unique_key="domain_key",
     check_references=_check_references,
+    custom_fields=True,
 )
 companies = RecordService(SPEC)
 

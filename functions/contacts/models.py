@@ -4,13 +4,16 @@ from __future__ import annotations
 from sqlalchemy import Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from layers.db.base import Base, IdColumn, JSONType, RecordMixin
+from layers.db.base import Base, IdColumn, JSONType, OwnedMixin, RecordMixin
 
 
-class Contact(RecordMixin, Base):
+class Contact(RecordMixin, OwnedMixin, Base):
     __tablename__ = "contacts"
     __table_args__ = (
-        UniqueConstraint("workspace_id", "email"),
+        # Unique on email_key, not email: a duplicate the client asked for keeps email_key NULL.
+        UniqueConstraint("workspace_id", "email_key"),
+        Index("ix_contacts_email", "workspace_id", "email"),
+        Index("ix_contacts_phone", "workspace_id", "phone"),
         Index("ix_contacts_list", "workspace_id", "archived_at", "id"),
         Index("ix_contacts_created", "workspace_id", "created_at"),
         Index("ix_contacts_company", "workspace_id", "company_id", "id"),
@@ -25,6 +28,8 @@ class Contact(RecordMixin, Base):
     phone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     job_title: Mapped[str | None] = mapped_column(String(150), nullable=True)
     lifecycle_stage: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    owner_id: Mapped[str | None] = mapped_column(IdColumn(), nullable=True)
     company_id: Mapped[str | None] = mapped_column(IdColumn(), nullable=True)
     tags: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)
+    custom: Mapped[dict[str, object]] = mapped_column(JSONType, nullable=False, default=dict)
+    email_key: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    merged_into_id: Mapped[str | None] = mapped_column(IdColumn(), nullable=True)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -27,6 +27,7 @@ class ContactCreate(StrictModel):
     owner_id: str | None = Field(None, max_length=26)
     company_id: str | None = Field(None, max_length=26)
     tags: Tags = Field(default_factory=list)
+    custom_fields: dict[str, Any] = Field(default_factory=dict, description="Values of the workspace's custom fields")
 
     @model_validator(mode="after")
     def _identifiable(self) -> ContactCreate:
@@ -45,6 +46,7 @@ class ContactUpdate(StrictModel):
     owner_id: str | None = Field(None, max_length=26)
     company_id: str | None = Field(None, max_length=26)
     tags: Tags | None = None
+    custom_fields: dict[str, Any] | None = Field(None, description="Custom field values to set (null removes one)")
 
 
 class ContactRead(ReadModel):
@@ -58,6 +60,8 @@ class ContactRead(ReadModel):
     owner_id: str | None
     company_id: str | None
     tags: list[str]
+    custom_fields: dict[str, Any] = Field(validation_alias="custom")
+    merged_into_id: str | None = Field(None, description="Set on a record merged into another")
     created_at: datetime
     updated_at: datetime
     archived_at: datetime | None

@@ -45,7 +45,9 @@ SPEC = ObjectSpec(
     ),
     text_fields=("first_name", "last_name", "email", "job_title"),
     unique_field="email",
+    unique_key="email_key",
     check_references=_check_references,
+    custom_fields=True,
 )
 contacts = RecordService(SPEC)
 

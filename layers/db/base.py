@@ -56,6 +56,12 @@ class TenantMixin:
     workspace_id: Mapped[str] = mapped_column(IdColumn(), nullable=False, index=False)
 
 
+class OwnedMixin:
+    """A record with an owner (a workspace member). Record-level visibility filters on it."""
+
+    owner_id: Mapped[str | None] = mapped_column(IdColumn(), nullable=True)
+
+
 class RecordMixin(TenantMixin):
     """A CRM record: public ULID id, timestamps, archive flag, optimistic version (the ETag)."""
 

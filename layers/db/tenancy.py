@@ -12,9 +12,10 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
-from layers.db.base import TenantMixin
+from layers.db.base import OwnedMixin, TenantMixin
 
 WORKSPACE_KEY = "workspace_id"
+VISIBLE_OWNERS_KEY = "visible_owner_ids"
 UNSCOPED_KEY = "unscoped"
 
 
@@ -35,14 +36,26 @@ def _add_workspace_criteria(state: ORMExecuteState) -> None:
         if _touches_tenant_tables(state):
             raise TenancyViolation("tenant table queried outside a workspace scope")
         return
-    state.statement = state.statement.options(
+    options = [
         with_loader_criteria(
             TenantMixin,
             lambda cls: cls.workspace_id == workspace_id,
             include_aliases=True,
             track_closure_variables=True,
         )
-    )
+    ]
+    visible = state.session.info.get(VISIBLE_OWNERS_KEY)
+    if visible is not None:  # record-level visibility: only records the caller or their team own
+        owners = sorted(visible)
+        options.append(
+            with_loader_criteria(
+                OwnedMixin,
+                lambda cls: cls.owner_id.in_(owners),
+                include_aliases=True,
+                track_closure_variables=True,
+            )
+        )
+    state.statement = state.statement.options(*options)
 
 
 @event.listens_for(Session, "before_flush")

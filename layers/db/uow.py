@@ -9,7 +9,7 @@ from typing import Self
 from sqlalchemy.orm import Session, SessionTransaction
 
 from layers.db.engine import get_session_factory
-from layers.db.tenancy import UNSCOPED_KEY, WORKSPACE_KEY
+from layers.db.tenancy import UNSCOPED_KEY, VISIBLE_OWNERS_KEY, WORKSPACE_KEY
 from shared.context import Scope
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,8 @@ class UnitOfWork:
         self.session: Session = get_session_factory()()
         if self.scope is not None:
             self.session.info[WORKSPACE_KEY] = self.scope.workspace_id
+            if self.scope.visible_owner_ids is not None:
+                self.session.info[VISIBLE_OWNERS_KEY] = self.scope.visible_owner_ids
         else:
             self.session.info[UNSCOPED_KEY] = True
         return self

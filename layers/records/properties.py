@@ -1,8 +1,9 @@
 """Searchable properties of an object, and how each search operator becomes SQL."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Boolean, ColumnElement, and_, false, func, literal, not_, or_, true
@@ -13,7 +14,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from shared.clock import as_utc
 from shared.errors import ValidationFailed
 
-Kind = Literal["string", "enum", "number", "datetime", "id", "tags", "boolean"]
+Kind = Literal["string", "enum", "number", "datetime", "id", "tags", "boolean", "isodate", "isodatetime"]
 Operator = Literal[
     "EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN",
     "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN",
@@ -27,7 +28,11 @@ _ALLOWED: dict[str, set[str]] = {
     "id": {"EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY"},
     "tags": {"EQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN"},
     "boolean": {"EQ", "NEQ", "HAS_PROPERTY", "NOT_HAS_PROPERTY"},
+    # Custom dates and datetimes are stored as fixed-width ISO strings, so strings compare in time order.
+    "isodate": {"EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY"} | _ORDERED,
+    "isodatetime": {"EQ", "NEQ", "HAS_PROPERTY", "NOT_HAS_PROPERTY"} | _ORDERED,
 }
+ISO_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 @dataclass(frozen=True)
@@ -36,9 +41,17 @@ class PropertySpec:
     kind: Kind
     sortable: bool = True
     choices: tuple[str, ...] = ()
+    expression: Any = None  # SQL for the property when it is not a column of the same name
+    value_of: Callable[[Any], Any] | None = None  # the property's value on a loaded row
 
     def operators(self) -> set[str]:
         return _ALLOWED[self.kind]
+
+    def column_of(self, model: type) -> Any:
+        return self.expression if self.expression is not None else getattr(model, self.name)
+
+    def read(self, row: Any) -> Any:
+        return self.value_of(row) if self.value_of is not None else getattr(row, self.name)
 
 
 class json_array_contains(FunctionElement[bool]):  # noqa: N801 - SQL function naming
@@ -106,6 +119,13 @@ def coerce(spec: PropertySpec, value: Any, field: str) -> Any:
         if not isinstance(value, bool):
             raise _fail(field, "must be true or false")
         return value
+    if spec.kind == "isodate":
+        try:
+            return date.fromisoformat(value).isoformat() if isinstance(value, str) else _not_date()
+        except ValueError:
+            raise _fail(field, "must be a date YYYY-MM-DD") from None
+    if spec.kind == "isodatetime":
+        return coerce(PropertySpec(spec.name, "datetime"), value, field).strftime(ISO_DATETIME_FORMAT)
     # datetime: ISO 8601 or epoch milliseconds
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -115,6 +135,10 @@ def coerce(spec: PropertySpec, value: Any, field: str) -> Any:
     except (ValueError, OverflowError):
         pass
     raise _fail(field, "must be an ISO 8601 datetime or epoch milliseconds")
+
+
+def _not_date() -> str:
+    raise ValueError
 
 
 def _like_pattern(token: str) -> str:

@@ -13,7 +13,7 @@ from chalice import Blueprint
 from chalice.app import Response
 from pydantic import BaseModel, Field, create_model
 
-from layers.http.endpoint import ARCHIVED_PARAM, CURSOR_PARAM, LIMIT_PARAM, endpoint
+from layers.http.endpoint import ARCHIVED_PARAM, CURSOR_PARAM, LIMIT_PARAM, QueryParam, endpoint
 from layers.http.requests import (
     if_match,
     json_response,
@@ -34,6 +34,10 @@ class ListQuery(StrictModel):
     include_archived: bool = False
 
 
+class CreateQuery(StrictModel):
+    allow_duplicate: bool = False
+
+
 class GetQuery(StrictModel):
     include_archived: bool = False
 
@@ -41,6 +45,14 @@ class GetQuery(StrictModel):
 class PageQuery(StrictModel):
     limit: int = Field(50, ge=1, le=200)
     cursor: str | None = None
+
+
+class NoQuery(StrictModel):
+    pass
+
+
+DUPLICATE_PARAM = QueryParam("allow_duplicate", {"type": "boolean", "default": False},
+                             "Create even when the email/domain is already used (a deliberate duplicate)")
 
 
 class BatchRequest(StrictModel):
@@ -108,10 +120,12 @@ def register_record_routes(bp: Blueprint, service: RecordService, *, tag: str) -
 
     @bp.route(base, methods=["POST"], name=f"{name}_create")
     @endpoint(summary=f"Create a {spec.event_name}", permission="write", tag=tag, request=spec.create_schema,
-              response=read, status=201, errors=(400, 409, 422), etag=True)
+              response=read, status=201, errors=(400, 409, 422), etag=True, query=(DUPLICATE_PARAM,))
     def create_record() -> Response:
         request = bp.current_request
-        view = service.create(scope_of(request), parse_body(request, spec.create_schema))
+        query = parse_query(request, CreateQuery)
+        view = service.create(scope_of(request), parse_body(request, spec.create_schema),
+                              allow_duplicate=query.allow_duplicate)
         response = record_response(view.body, view.version, 201)
         response.headers["Location"] = f"{base}/{view.id}"
         return response
@@ -175,9 +189,12 @@ def _register_batch(bp: Blueprint, service: RecordService, operation: str, tag: 
               name=f"{spec.object_type}_batch_{operation}")
     @endpoint(summary=f"Batch {operation} {spec.object_type} (at most {MAX_BATCH})", permission="write", tag=tag,
               request=doc, response=BatchResponse, errors=(400, 422),
+              query=(DUPLICATE_PARAM,) if operation == "create" else (),
               extra_responses={207: "Some inputs failed; each result says which and why"})
     def batch() -> Response:
         request = bp.current_request
+        query = parse_query(request, CreateQuery if operation == "create" else NoQuery)
         body = parse_body(request, BatchRequest)
-        outcome = service.batch(scope_of(request), operation, body.inputs)  # type: ignore[arg-type]
+        outcome = service.batch(scope_of(request), operation, body.inputs,  # type: ignore[arg-type]
+                                allow_duplicate=getattr(query, "allow_duplicate", False))
         return json_response(outcome.body, outcome.status)

@@ -5,6 +5,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -97,7 +98,7 @@ def where_clause(
                 values = []
             else:
                 values = [coerce(spec, flt.value, f"{at}.value")]
-            ands.append(condition(spec, getattr(model, spec.name), flt.operator, values))
+            ands.append(condition(spec, spec.column_of(model), flt.operator, values))
         # true() keeps a group whose filters all match everything (NOT_IN []) from vanishing from the OR.
         ors.append(and_(true(), *[a for a in ands if a is not None]))
     return or_(*ors)
@@ -121,7 +122,7 @@ def sort_keys(sorts: list[Sort], properties: dict[str, PropertySpec], model: typ
                 f"cannot sort by {sort.property}",
                 errors=[{"field": f"sorts.{i}.property", "message": "not sortable", "code": "not_sortable"}],
             )
-        keys.append(SortKey(spec.name, getattr(model, spec.name), sort.direction == "desc", spec))
+        keys.append(SortKey(spec.name, spec.column_of(model), sort.direction == "desc", spec))
     tie_descending = keys[0].descending if keys else True  # default order: newest first
     keys.append(SortKey("id", model.id, tie_descending, PropertySpec("id", "id")))  # type: ignore[attr-defined]
     return keys
@@ -170,6 +171,8 @@ def _dump(value: Any) -> Any:
 
 
 def _load(key: SortKey, value: Any) -> Any:
+    if isinstance(value, str) and key.spec.kind == "number":  # exact custom currency amounts
+        return Decimal(value)
     if value is not None and key.spec.kind == "datetime":
         return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
     return value
@@ -183,7 +186,7 @@ def next_cursor(
         return rows, None
     rows = rows[:limit]
     last = rows[-1]
-    return rows, encode_cursor({"s": sig, "k": [_dump(getattr(last, k.name)) for k in keys]}, secret)
+    return rows, encode_cursor({"s": sig, "k": [_dump(k.spec.read(last)) for k in keys]}, secret)
 
 
 def describe(request: SearchRequest) -> str:

@@ -18,11 +18,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from layers.cache import records as record_cache
-from layers.db.base import RecordMixin
+from layers.db.base import OwnedMixin, RecordMixin
 from layers.db.uow import UnitOfWork
 from layers.http.problems import problem_body
 from layers.http.requests import validate
 from layers.queue.outbox import emit
+from layers.records import custom
 from layers.records.history import FieldHistory, record_changes
 from layers.records.properties import PropertySpec, text_match
 from layers.records.search import SearchRequest, apply_keyset, describe, next_cursor, signature, sort_keys, where_clause
@@ -49,7 +50,11 @@ class ObjectSpec:
     properties: tuple[PropertySpec, ...]
     text_fields: tuple[str, ...]
     unique_field: str | None = None
+    # The column the unique constraint is on: equal to the unique field, or NULL for a duplicate the
+    # client explicitly allowed (so the constraint still guards every other record).
+    unique_key: str | None = None
     check_references: ReferenceCheck | None = None  # other capabilities' records named by id
+    custom_fields: bool = False  # the model has a `custom` JSON column and the schemas `custom_fields`
 
     @property
     def property_map(self) -> dict[str, PropertySpec]:
@@ -80,7 +85,7 @@ class RecordService:
     def get(self, scope: Scope, record_id: str, *, include_archived: bool = False) -> RecordView:
         cached = record_cache.get(scope.workspace_id, self.spec.object_type, record_id)
         if cached is not None:
-            if cached.archived and not include_archived:
+            if (cached.archived and not include_archived) or not self._visible(scope, cached.body):
                 raise self._not_found(record_id)
             return RecordView(record_id, cached.version, cached.archived, cached.body)
         with UnitOfWork(scope) as uow:
@@ -101,12 +106,20 @@ class RecordService:
         return self.search(scope, request, where=where)
 
     def search(self, scope: Scope, request: SearchRequest, *, where: tuple[ColumnElement[bool], ...] = ()) -> str:
+        with UnitOfWork(scope) as uow:
+            return self._search(uow, request, where)
+
+    def _search(self, uow: UnitOfWork, request: SearchRequest, where: tuple[ColumnElement[bool], ...]) -> str:
         model = self.spec.model
-        keys = sort_keys(request.sorts, self._properties, model)
+        properties = self._properties
+        if self.spec.custom_fields and _names_custom(request):
+            properties = {**properties, **{p.name: p for p in custom.search_properties(
+                uow, self.spec.object_type, model)}}
+        keys = sort_keys(request.sorts, properties, model)
         # The bound values matter too: a cursor from one company's contacts must not page another's.
         sig = signature(keys, describe(request) + repr([(str(w), sorted(w.compile().params.items())) for w in where]))
         statement = select(model)
-        condition = where_clause(request.filter_groups, self._properties, model)
+        condition = where_clause(request.filter_groups, properties, model)
         if condition is not None:
             statement = statement.where(condition)
         for extra in where:
@@ -114,18 +127,16 @@ class RecordService:
         if not request.include_archived:
             statement = statement.where(model.archived_at.is_(None))
         secret = get_settings().cursor_secret
-        with UnitOfWork(scope) as uow:
-            if request.query:
-                dialect = uow.session.get_bind().dialect.name
-                columns = [getattr(model, name) for name in self.spec.text_fields]
-                matched = text_match(columns, request.query, dialect)
-                if matched is not None:
-                    statement = statement.where(matched)
-            statement = apply_keyset(statement, keys, request.cursor, secret, sig, request.limit)
-            rows = list(uow.session.scalars(statement))
-            rows, cursor = next_cursor(rows, keys, request.limit, secret, sig)
-            bodies = [self._dump(row) for row in rows]
-        return _page(bodies, cursor)
+        if request.query:
+            dialect = uow.session.get_bind().dialect.name
+            columns = [getattr(model, name) for name in self.spec.text_fields]
+            matched = text_match(columns, request.query, dialect)
+            if matched is not None:
+                statement = statement.where(matched)
+        statement = apply_keyset(statement, keys, request.cursor, secret, sig, request.limit)
+        rows = list(uow.session.scalars(statement))
+        rows, cursor = next_cursor(rows, keys, request.limit, secret, sig)
+        return _page([self._dump(row) for row in rows], cursor)
 
     def history(self, scope: Scope, record_id: str, *, limit: int = 50, cursor: str | None = None) -> str:
         secret = get_settings().cursor_secret
@@ -151,9 +162,9 @@ class RecordService:
         return _page(bodies, encode_cursor({"before": rows[-1].id, "record": record_id}, secret) if more else None)
 
     # ---- writes ------------------------------------------------------------------------------------
-    def create(self, scope: Scope, data: BaseModel) -> RecordView:
+    def create(self, scope: Scope, data: BaseModel, *, allow_duplicate: bool = False) -> RecordView:
         with UnitOfWork(scope) as uow:
-            view = self._create(uow, data.model_dump())
+            view = self._create(uow, data.model_dump(), allow_duplicate=allow_duplicate)
             uow.commit()
         return view
 
@@ -175,14 +186,21 @@ class RecordService:
             row = self._load(uow, record_id)
             if row.archived_at is not None:
                 self._change(uow, row, {"archived_at": None}, action="restored", event="restored")
+                if self.spec.custom_fields:
+                    custom.claim_unique_values(uow, self.spec.object_type, row.id, row.custom)  # type: ignore[attr-defined]
+                self._after_write(uow, row, "restored", {})
             view = self._view(row)
             uow.commit()
         return view
 
-    def batch(self, scope: Scope, operation: BatchOperation, inputs: builtins.list[Any]) -> BatchOutcome:
+    def batch(
+        self, scope: Scope, operation: BatchOperation, inputs: builtins.list[Any], *, allow_duplicate: bool = False
+    ) -> BatchOutcome:
         """Each input in its own savepoint: one bad input fails alone; the rest commit together."""
         run = {"create": self._batch_create, "update": self._batch_update,
                "upsert": self._batch_upsert, "archive": self._batch_archive}[operation]
+        if operation == "create" and allow_duplicate:
+            run = self._batch_create_duplicates
         results: builtins.list[str] = []  # `list` is a method name in this class
         raw: Any
         failed = False
@@ -204,17 +222,31 @@ class RecordService:
         return BatchOutcome(207 if failed else 200, '{"results":[' + ",".join(results) + "]}")
 
     # ---- the steps, inside a unit of work -----------------------------------------------------------
-    def _create(self, uow: UnitOfWork, values: dict[str, Any]) -> RecordView:
+    def _create(self, uow: UnitOfWork, values: dict[str, Any], *, allow_duplicate: bool = False) -> RecordView:
         model, scope = self.spec.model, uow.scope
         assert scope is not None
-        self._check_unique(uow, values, None)
+        values = dict(values)
+        if isinstance(model, type) and issubclass(model, OwnedMixin):
+            self._check_owner_visible(scope, values, creating=True)
+        if not allow_duplicate:
+            self._check_unique(uow, values, None)
         if self.spec.check_references:
             self.spec.check_references(uow, values)
+        self._before_create(uow, values)
+        record_id = new_id()
+        columns = self._columns(uow, values, creating=True, current_custom=None)
+        if self.spec.unique_key and not allow_duplicate:
+            columns[self.spec.unique_key] = values.get(self.spec.unique_field or "")
         now = utcnow()
-        row = model(id=new_id(), workspace_id=scope.workspace_id, created_at=now, updated_at=now,  # type: ignore[call-arg]
-                    **values)
+        row = model(id=record_id, workspace_id=scope.workspace_id, created_at=now, updated_at=now,  # type: ignore[call-arg]
+                    **columns)
         self._flush_new(uow, row, values)
-        changes = {k: (None, self._plain(v)) for k, v in values.items() if v not in (None, [], "")}
+        if self.spec.custom_fields:
+            custom.claim_unique_values(uow, self.spec.object_type, row.id, row.custom)  # type: ignore[attr-defined]
+        self._after_write(uow, row, "created", {})
+        changes = {k: (None, self._plain(v)) for k, v in values.items()
+                   if v not in (None, [], "", {}) and k != "custom_fields"}
+        changes.update({f"custom_fields.{k}": (None, v) for k, v in (columns.get("custom") or {}).items()})
         record_changes(uow, object_type=self.spec.object_type, record_id=row.id, action="created",
                        changes=changes, at=now)
         view = self._view(row)
@@ -229,12 +261,29 @@ class RecordService:
         row = self._load(uow, record_id, include_archived=False)
         if expected_version is not None and row.version != expected_version:
             raise PreconditionFailed(f"the record is at version {row.version}, not {expected_version}")
+        scope = uow.scope
+        assert scope is not None
+        custom_values = values.pop("custom_fields", None) if self.spec.custom_fields else None
         changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+        if custom_values:
+            new_custom = custom.validate_values(uow, self.spec.object_type, custom_values, creating=False,
+                                                current=row.custom)  # type: ignore[attr-defined]
+            if new_custom != row.custom:  # type: ignore[attr-defined]
+                changed["custom"] = new_custom
+        if isinstance(row, OwnedMixin) and "owner_id" in changed:
+            self._check_owner_visible(scope, changed, creating=False)
         if changed:
-            self._check_unique(uow, changed, row.id)
+            unique, key = self.spec.unique_field, self.spec.unique_key
+            if unique in changed and key and getattr(row, key) is not None:
+                self._check_unique(uow, changed, row.id)
+                changed[key] = changed[unique]
             if self.spec.check_references:
                 self.spec.check_references(uow, changed)
+            self._before_update(uow, row, changed)
             self._change(uow, row, changed, action="updated", event="updated")
+            if "custom" in changed:
+                custom.claim_unique_values(uow, self.spec.object_type, row.id, changed["custom"])
+            self._after_write(uow, row, "updated", changed)
         return self._view(row)
 
     def _archive(self, uow: UnitOfWork, record_id: str, expected_version: int | None) -> RecordView:
@@ -243,11 +292,19 @@ class RecordService:
             raise PreconditionFailed(f"the record is at version {row.version}, not {expected_version}")
         if row.archived_at is None:  # archiving twice is a no-op, so retries are safe
             self._change(uow, row, {"archived_at": utcnow()}, action="archived", event="archived")
+            if self.spec.custom_fields:
+                custom.release_unique_values(uow, row.id)
+            self._after_write(uow, row, "archived", {})
         return self._view(row)
 
     def _change(self, uow: UnitOfWork, row: RecordMixin, values: dict[str, Any], *, action: str, event: str) -> None:
         now = utcnow()
-        changes = {k: (self._plain(getattr(row, k)), self._plain(v)) for k, v in values.items()}
+        changes = {k: (self._plain(getattr(row, k)), self._plain(v)) for k, v in values.items()
+                   if k not in ("custom", self.spec.unique_key)}
+        if "custom" in values:
+            before, after = getattr(row, "custom") or {}, values["custom"] or {}  # noqa: B009
+            changes.update({f"custom_fields.{k}": (before.get(k), after.get(k))
+                            for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)})
         for key, value in values.items():
             setattr(row, key, value)
         row.updated_at = now
@@ -270,6 +327,10 @@ class RecordService:
     def _batch_create(self, uow: UnitOfWork, raw: Any, index: int) -> tuple[str, int, RecordView]:
         data = validate(self.spec.create_schema, raw, prefix=("inputs", index))
         return "created", 201, self._create(uow, data.model_dump())
+
+    def _batch_create_duplicates(self, uow: UnitOfWork, raw: Any, index: int) -> tuple[str, int, RecordView]:
+        data = validate(self.spec.create_schema, raw, prefix=("inputs", index))
+        return "created", 201, self._create(uow, data.model_dump(), allow_duplicate=True)
 
     def _batch_update(self, uow: UnitOfWork, raw: Any, index: int) -> tuple[str, int, RecordView]:
         record_id = _input_id(raw, index)
@@ -301,7 +362,43 @@ class RecordService:
         update = data.model_dump(exclude_unset=True)
         return "updated", 200, self._update(uow, existing.id, update, None)
 
+    # ---- hooks a capability's service may override (deals: stage rules) -----------------------------
+    def _before_create(self, uow: UnitOfWork, values: dict[str, Any]) -> None:
+        """Adjust or refuse the values of a new record (inside the transaction)."""
+
+    def _before_update(self, uow: UnitOfWork, row: RecordMixin, changed: dict[str, Any]) -> None:
+        """Adjust or refuse a change before it is applied (inside the transaction)."""
+
+    def _after_write(self, uow: UnitOfWork, row: RecordMixin, action: str, changed: dict[str, Any]) -> None:
+        """Write what else belongs to the change, in the same transaction (e.g. a stage-change row)."""
+
     # ---- helpers ------------------------------------------------------------------------------------
+    def _columns(
+        self, uow: UnitOfWork, values: dict[str, Any], *, creating: bool, current_custom: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Schema values → model columns (custom_fields validated into the `custom` column)."""
+        columns = {k: v for k, v in values.items() if k != "custom_fields"}
+        if self.spec.custom_fields:
+            columns["custom"] = custom.validate_values(
+                uow, self.spec.object_type, values.get("custom_fields"), creating=creating, current=current_custom)
+        return columns
+
+    def _visible(self, scope: Scope, body: str) -> bool:
+        if scope.visible_owner_ids is None or not issubclass(self.spec.model, OwnedMixin):
+            return True
+        return json.loads(body).get("owner_id") in scope.visible_owner_ids
+
+    @staticmethod
+    def _check_owner_visible(scope: Scope, values: dict[str, Any], *, creating: bool) -> None:
+        visible = scope.visible_owner_ids
+        if visible is None:
+            return
+        if creating and values.get("owner_id") is None:
+            values["owner_id"] = scope.actor.id  # a restricted member's new record is theirs
+        if values.get("owner_id") not in visible:
+            raise ValidationFailed("owner_id must be you or one of your teammates", errors=[
+                {"field": "owner_id", "message": "outside the records you may see", "code": "visibility"}])
+
     def _load(self, uow: UnitOfWork, record_id: str, *, include_archived: bool = True) -> RecordMixin:
         row = uow.session.get(self.spec.model, record_id)
         if row is None or (row.archived_at is not None and not include_archived):
@@ -310,7 +407,8 @@ class RecordService:
 
     def _find_unique(self, uow: UnitOfWork, field: str, value: Any, exclude_id: str | None) -> RecordMixin | None:
         model = self.spec.model
-        statement = select(model).where(getattr(model, field) == value)
+        column = self.spec.unique_key or field
+        statement = select(model).where(getattr(model, column) == value)
         if exclude_id is not None:
             statement = statement.where(model.id != exclude_id)
         return uow.session.scalars(statement.limit(1)).first()
@@ -355,6 +453,11 @@ class RecordService:
 
     def _not_found(self, record_id: str) -> NotFound:
         return NotFound(f"no {self.spec.event_name} with id {record_id}")
+
+
+def _names_custom(request: SearchRequest) -> bool:
+    named = [f.property for g in request.filter_groups for f in g.filters] + [s.property for s in request.sorts]
+    return any(name.startswith("custom_fields.") for name in named)
 
 
 def _cached(view: RecordView) -> record_cache.CachedRecord:

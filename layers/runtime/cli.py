@@ -64,6 +64,17 @@ def migrate() -> None:
     click.echo("migrated", err=True)
 
 
+@main.command()
+@click.option("--message", "-m", required=True, help="What the migration does")
+@click.option("--rev-id", required=True, help="Revision id, e.g. 0004")
+@click.option("--replace", is_flag=True, help="Regenerate an existing revision in place (while developing it)")
+def makemigration(message: str, rev_id: str, replace: bool) -> None:
+    """Write an Alembic migration for what the models changed (autogenerate on a scratch database)."""
+    from layers.db.migrate import autogenerate
+
+    click.echo(str(autogenerate(message, rev_id, replace=replace)))
+
+
 @main.group()
 def workspace() -> None:
     """Workspace administration."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from alembic import context
 
@@ -21,7 +22,11 @@ def run_migrations() -> None:
         _run(connection)
 
 
-def _run(connection: object) -> None:
+def _run(connection: Any) -> None:
+    if connection.dialect.name in ("mysql", "mariadb"):
+        # A table rebuild (ADD COLUMN, ...) rebuilds its FULLTEXT indexes with the session's stopword
+        # setting; keep stopwords out of every index (see 0002), whatever a migration alters.
+        connection.exec_driver_sql("SET SESSION innodb_ft_enable_stopword = 0")
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,  # type: ignore[arg-type]
                       compare_type=True)
     with context.begin_transaction():
