@@ -2,7 +2,8 @@
 local common = require "common"
 setup, response, done = common.setup, common.response, common.done
 
-local headers = { ["Content-Type"] = "application/json" }
+-- wrk.format() uses its headers argument *instead of* wrk.headers, so copy them (Authorization).
+local headers = {}
 local first_names = { "Ava", "Noah", "Mia", "Liam", "Zoe", "Ethan", "Leah", "Omar", "Ines", "Kenji" }
 local last_names = { "Garcia", "Nguyen", "Smith", "Okafor", "Rossi", "Kowalski", "Tanaka", "Haddad" }
 local titles = { "Account Executive", "Software Engineer", "Head of Marketing", "CFO", "Product Manager" }
@@ -11,6 +12,8 @@ local prefix = "x"
 local counter = 0
 
 function init(args)
+  for k, v in pairs(wrk.headers) do headers[k] = v end
+  headers["Content-Type"] = "application/json"
   common.seed_random(17)
   prefix = string.format("%08x", math.random(0, 0x7fffffff))
 end
