@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from layers.db.base import Base, IdColumn, JSONType, TenantMixin, UTCDateTime
+from layers.db.base import Base, IdColumn, JSONType, RecordMixin, TenantMixin, UTCDateTime
 from shared.clock import utcnow
 from shared.ids import new_id
 
@@ -30,6 +30,9 @@ class Workspace(Base):
     id: Mapped[str] = mapped_column(IdColumn(), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    # Members (role `member`) see only records they or their teammates own.
+    restrict_member_visibility: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False,
+                                                             server_default=text("0"))
 
 
 class Membership(TenantMixin, Base):
@@ -59,3 +62,23 @@ class ApiKey(TenantMixin, Base):
     created_by: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Team(RecordMixin, Base):
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+
+
+class TeamMember(TenantMixin, Base):
+    __tablename__ = "team_members"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "team_id", "user_id"),
+        Index("ix_team_members_user", "workspace_id", "user_id"),
+    )
+
+    id: Mapped[str] = mapped_column(IdColumn(), primary_key=True, default=new_id)
+    team_id: Mapped[str] = mapped_column(IdColumn(), nullable=False)
+    user_id: Mapped[str] = mapped_column(IdColumn(), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)

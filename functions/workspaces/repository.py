@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from functions.workspaces.models import ApiKey, Membership, User, Workspace
+from functions.workspaces.models import ApiKey, Membership, TeamMember, User, Workspace
 
 
 def user_by_email(session: Session, email: str) -> User | None:
@@ -54,3 +54,11 @@ def api_keys_page(session: Session, *, after_id: str | None, limit: int) -> list
     if after_id:
         statement = statement.where(ApiKey.id < after_id)
     return list(session.scalars(statement.limit(limit + 1)))
+
+
+def teammates_of(session: Session, workspace_id: str, user_id: str) -> set[str]:
+    """Everyone who shares a team with the user (explicit workspace: the session may be unscoped)."""
+    teams = select(TeamMember.team_id).where(TeamMember.workspace_id == workspace_id, TeamMember.user_id == user_id)
+    statement = select(TeamMember.user_id).where(TeamMember.workspace_id == workspace_id,
+                                                 TeamMember.team_id.in_(teams))
+    return set(session.scalars(statement))

@@ -83,12 +83,16 @@ class Resolver:
     def membership_scope(self, user: UserPrincipal, workspace_id: str | None) -> Scope | None:
         with UnitOfWork(unscoped=True) as uow:
             rows = repository.memberships_of(uow.session, user.user_id)
-        chosen = [m for m, _ in rows if workspace_id is None or m.workspace_id == workspace_id]
-        if len(chosen) != 1:
-            return None
-        member = chosen[0]
+            chosen = [(m, w) for m, w in rows if workspace_id is None or m.workspace_id == workspace_id]
+            if len(chosen) != 1:
+                return None
+            member, workspace = chosen[0]
+            visible = None
+            if workspace.restrict_member_visibility and member.role == "member":
+                teammates = repository.teammates_of(uow.session, workspace.id, user.user_id)
+                visible = frozenset({user.user_id, *teammates})
         return Scope(workspace_id=member.workspace_id, actor=Actor(type="user", id=user.user_id, email=user.email),
-                     role=member.role)  # type: ignore[arg-type]
+                     role=member.role, visible_owner_ids=visible)  # type: ignore[arg-type]
 
 
 def find_or_create_user(*, firebase_uid: str | None, email: str | None, email_verified: bool = False) -> User:

@@ -84,4 +84,6 @@ def test_full_text_indexes_keep_stopwords_searchable(mariadb_engine: Engine) -> 
             "WHERE table_schema = DATABASE() AND index_type = 'FULLTEXT' GROUP BY table_name, index_name"
         )).all()
     assert {tuple(row) for row in fulltext} == {("contacts", "ix_contacts_fulltext"),
-                                                ("companies", "ix_companies_fulltext")}
+                                                ("companies", "ix_companies_fulltext"),
+                                                ("deals", "ix_deals_fulltext"),
+                                                ("activities", "ix_activities_fulltext")}

@@ -9,7 +9,22 @@ from alembic import context
 from layers.db.base import Base
 from layers.db.engine import get_engine
 
-importlib.import_module("app")  # registers every capability's models on Base.metadata
+
+def _import_models() -> None:
+    """Register every table on Base.metadata: each capability's models.py and the layers' own tables."""
+    import pkgutil
+    from pathlib import Path
+
+    import functions
+
+    for package in pkgutil.iter_modules(functions.__path__):
+        if (Path(functions.__path__[0]) / package.name / "models.py").exists():
+            importlib.import_module(f"functions.{package.name}.models")
+    for module in ("layers.records.history", "layers.records.custom", "layers.queue.outbox"):
+        importlib.import_module(module)
+
+
+_import_models()
 target_metadata = Base.metadata
 
 

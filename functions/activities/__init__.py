@@ -1,0 +1,1 @@
+"""Activities (notes, tasks, calls, meetings, logged emails) and record timelines."""

@@ -1,0 +1,1 @@
+"""Labelled many-to-many links between contacts, companies, deals (and activities)."""

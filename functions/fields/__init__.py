@@ -1,0 +1,1 @@
+"""Custom field definitions per object type (values live on the records)."""

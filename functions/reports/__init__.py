@@ -1,0 +1,1 @@
+"""Reports computed in the database: pipeline summary, forecast, win rate and cycle, activity counts."""
