@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import sentry_sdk
 
+from functions.activities.routes import bp as activities
+from functions.associations.routes import bp as associations
 from functions.companies.routes import bp as companies
 from functions.contacts.routes import bp as contacts
+from functions.deals.routes import bp as deals
+from functions.fields.routes import bp as fields
+from functions.merges.routes import bp as merges
+from functions.pipelines.routes import bp as pipelines
+from functions.reports.routes import bp as reports
 from functions.system.routes import bp as system
 from functions.workspaces.routes import bp as workspaces
 from functions.workspaces.service import Resolver
@@ -34,7 +41,8 @@ app.register_middleware(RateLimitMiddleware(app, settings), "http")
 app.register_middleware(IdempotencyMiddleware(app), "http")
 app.register_middleware(ConditionalGetMiddleware(), "http")
 
-for blueprint in (system, workspaces, companies, contacts):
+for blueprint in (system, workspaces, companies, contacts, pipelines, deals, activities, associations, fields, merges,
+                  reports):
     app.register_blueprint(blueprint)
 
 wsgi = ChaliceWSGIAdapter(
