@@ -13,6 +13,7 @@ from functions.companies.routes import bp as companies
 from functions.contacts.routes import bp as contacts
 from functions.deals.routes import bp as deals
 from functions.fields.routes import bp as fields
+from functions.fields.service import definitions_for
 from functions.merges.routes import bp as merges
 from functions.pipelines.routes import bp as pipelines
 from functions.reports.routes import bp as reports
@@ -29,6 +30,7 @@ from layers.http.middleware import (
     IdempotencyMiddleware,
     RateLimitMiddleware,
 )
+from layers.records.custom import use_definitions_provider
 from shared.settings import get_settings
 
 settings = get_settings()
@@ -40,6 +42,8 @@ app.register_middleware(AuthMiddleware(app, Resolver(), get_verifier), "http")
 app.register_middleware(RateLimitMiddleware(app, settings), "http")
 app.register_middleware(IdempotencyMiddleware(app), "http")
 app.register_middleware(ConditionalGetMiddleware(), "http")
+
+use_definitions_provider(definitions_for)  # custom fields: definitions from functions/fields
 
 for blueprint in (system, workspaces, companies, contacts, pipelines, deals, activities, associations, fields, merges,
                   reports):

@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from functions.associations import service as associations
 from functions.companies.models import Company
 from functions.companies.schemas import CompanyCreate, CompanyRead, CompanyUpdate
 from functions.workspaces.service import ensure_members
@@ -45,6 +46,7 @@ SPEC = ObjectSpec(
     custom_fields=True,
 )
 companies = RecordService(SPEC)
+associations.register_object_type("companies", companies)
 
 
 def ensure_active(uow: UnitOfWork, company_id: str, *, field: str) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from functions.associations import service as associations
 from functions.companies import service as companies_service
 from functions.contacts.models import Contact
 from functions.contacts.schemas import LIFECYCLE_STAGES, ContactCreate, ContactRead, ContactUpdate
@@ -50,6 +51,7 @@ SPEC = ObjectSpec(
     custom_fields=True,
 )
 contacts = RecordService(SPEC)
+associations.register_object_type("contacts", contacts)
 
 
 def list_for_company(
