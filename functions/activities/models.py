@@ -33,3 +33,13 @@ class Activity(RecordMixin, OwnedMixin, Base):
     direction: Mapped[str | None] = mapped_column(String(8), nullable=True)  # inbound|outbound (emails)
     email_from: Mapped[str | None] = mapped_column(String(320), nullable=True)
     email_to: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)
+
+    # Not a column: the activity's links (associations), set by the service when it loads or writes
+    # one, so reads, history and events see them like a field. Compact form: {"contacts": [ids], ...}.
+    @property
+    def links(self) -> dict[str, list[str]] | None:
+        return self.__dict__.get("_activity_links")
+
+    @links.setter
+    def links(self, value: dict[str, list[str]] | None) -> None:
+        self.__dict__["_activity_links"] = value

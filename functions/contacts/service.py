@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
 from functions.associations import service as associations
 from functions.companies import service as companies_service
 from functions.contacts.models import Contact
@@ -62,3 +64,15 @@ def list_for_company(
             raise NotFound(f"no company with id {company_id}")
     return contacts.list(scope, limit=limit, cursor=cursor, include_archived=include_archived,
                          where=(Contact.company_id == company_id,))
+
+
+def reassign_company(uow: UnitOfWork, from_id: str, to_id: str, *, only: list[str] | None = None) -> list[str]:
+    """A company merge (or its undo): contacts of `from_id` (archived ones too; `only` these) move to `to_id`,
+    each with its history row, event and cache refresh. Returns the ids that moved."""
+    statement = select(Contact).where(Contact.company_id == from_id).order_by(Contact.id)
+    if only is not None:
+        statement = statement.where(Contact.id.in_(only or [""]))
+    rows = list(uow.session.scalars(statement))
+    for row in rows:
+        contacts._change(uow, row, {"company_id": to_id}, action="updated", event="updated")
+    return [row.id for row in rows]

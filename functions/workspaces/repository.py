@@ -1,10 +1,10 @@
 """Queries for people, workspaces, memberships and API keys."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from functions.workspaces.models import ApiKey, Membership, TeamMember, User, Workspace
+from functions.workspaces.models import ApiKey, Membership, Team, TeamMember, User, Workspace
 
 
 def user_by_email(session: Session, email: str) -> User | None:
@@ -62,3 +62,40 @@ def teammates_of(session: Session, workspace_id: str, user_id: str) -> set[str]:
     statement = select(TeamMember.user_id).where(TeamMember.workspace_id == workspace_id,
                                                  TeamMember.team_id.in_(teams))
     return set(session.scalars(statement))
+
+
+def team_by_name(session: Session, name: str) -> Team | None:
+    return session.scalars(select(Team).where(Team.name == name)).first()
+
+
+def teams_page(session: Session, *, after_name: str | None, limit: int) -> list[Team]:
+    statement = select(Team).where(Team.archived_at.is_(None)).order_by(Team.name)
+    if after_name is not None:
+        statement = statement.where(Team.name > after_name)
+    return list(session.scalars(statement.limit(limit + 1)))
+
+
+def team_member_ids(session: Session, team_ids: list[str]) -> dict[str, list[str]]:
+    """Each team's member user ids, in the order they joined."""
+    members: dict[str, list[str]] = {team_id: [] for team_id in team_ids}
+    if team_ids:
+        statement = (select(TeamMember.team_id, TeamMember.user_id)
+                     .where(TeamMember.team_id.in_(team_ids)).order_by(TeamMember.created_at, TeamMember.id))
+        for team_id, user_id in session.execute(statement):
+            members[team_id].append(user_id)
+    return members
+
+
+def team_member(session: Session, team_id: str, user_id: str) -> TeamMember | None:
+    return session.scalars(select(TeamMember).where(TeamMember.team_id == team_id,
+                                                    TeamMember.user_id == user_id)).first()
+
+
+def delete_team_members(session: Session, *, team_id: str | None = None, user_id: str | None = None) -> None:
+    assert team_id is not None or user_id is not None, "name the team or the user"
+    statement = delete(TeamMember)
+    if team_id is not None:
+        statement = statement.where(TeamMember.team_id == team_id)
+    if user_id is not None:
+        statement = statement.where(TeamMember.user_id == user_id)
+    session.execute(statement)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from chalice import Blueprint
 from chalice.app import Response
 
-from functions.workspaces import service
+from functions.workspaces import service, teams
 from functions.workspaces.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -15,14 +15,31 @@ from functions.workspaces.schemas import (
     MemberUpdate,
     MeRead,
     SessionCreate,
+    TeamCreate,
+    TeamMemberAdd,
+    TeamMemberRead,
+    TeamPage,
+    TeamRead,
+    TeamUpdate,
     WorkspaceCreate,
     WorkspaceList,
     WorkspaceRead,
+    WorkspaceSettingsRead,
+    WorkspaceUpdate,
 )
 from layers.auth.verifier import get_verifier
 from layers.cache.sessions import COOKIE_NAME
 from layers.http.endpoint import CURSOR_PARAM, LIMIT_PARAM, endpoint
-from layers.http.requests import json_response, no_content, parse_body, parse_query, scope_of, user_of
+from layers.http.requests import (
+    if_match,
+    json_response,
+    no_content,
+    parse_body,
+    parse_query,
+    record_response,
+    scope_of,
+    user_of,
+)
 from layers.records.routes import PageQuery
 from shared.settings import get_settings
 
@@ -50,6 +67,21 @@ def list_workspaces() -> Response:
 @endpoint(summary="The signed-in person and their workspaces", permission="user", tag=TAG, response=MeRead)
 def me() -> Response:
     return json_response(service.me(user=user_of(bp.current_request)))
+
+
+@bp.route("/v1/workspace", methods=["GET"], name="workspaces_settings_get")
+@endpoint(summary="The caller's workspace and its settings", permission="read", tag=TAG,
+          response=WorkspaceSettingsRead)
+def get_settings_of_workspace() -> Response:
+    return json_response(service.get_workspace(scope_of(bp.current_request)))
+
+
+@bp.route("/v1/workspace", methods=["PATCH"], name="workspaces_settings_update")
+@endpoint(summary="Rename the workspace or turn record-level visibility on or off", permission="admin", tag=TAG,
+          request=WorkspaceUpdate, response=WorkspaceSettingsRead, errors=(400, 422))
+def update_settings_of_workspace() -> Response:
+    request = bp.current_request
+    return json_response(service.update_workspace(scope_of(request), parse_body(request, WorkspaceUpdate)))
 
 
 @bp.route("/v1/members", methods=["GET"], name="workspaces_members_list")
@@ -85,6 +117,71 @@ def remove_member(user_id: str) -> Response:
     return no_content()
 
 
+# ---- teams ------------------------------------------------------------------------------------------------
+@bp.route("/v1/teams", methods=["GET"], name="workspaces_teams_list")
+@endpoint(summary="Teams of the workspace, by name", permission="read", tag=TAG, response=TeamPage, errors=(422,),
+          query=(LIMIT_PARAM, CURSOR_PARAM))
+def list_teams() -> Response:
+    request = bp.current_request
+    query = parse_query(request, PageQuery)
+    return json_response(teams.list_teams(scope_of(request), limit=query.limit, cursor=query.cursor))
+
+
+@bp.route("/v1/teams", methods=["POST"], name="workspaces_teams_create")
+@endpoint(summary="Create a team (optionally with its members)", permission="admin", tag=TAG, request=TeamCreate,
+          response=TeamRead, status=201, errors=(400, 409, 422), etag=True)
+def create_team() -> Response:
+    request = bp.current_request
+    view = teams.create_team(scope_of(request), parse_body(request, TeamCreate))
+    response = record_response(view.team.model_dump_json(), view.version, 201)
+    response.headers["Location"] = f"/v1/teams/{view.team.id}"
+    return response
+
+
+@bp.route("/v1/teams/{team_id}", methods=["GET"], name="workspaces_teams_get")
+@endpoint(summary="Get a team and its members", permission="read", tag=TAG, response=TeamRead, errors=(404,),
+          etag=True)
+def get_team(team_id: str) -> Response:
+    view = teams.get_team(scope_of(bp.current_request), team_id)
+    return record_response(view.team.model_dump_json(), view.version)
+
+
+@bp.route("/v1/teams/{team_id}", methods=["PATCH"], name="workspaces_teams_update")
+@endpoint(summary="Rename a team", permission="admin", tag=TAG, request=TeamUpdate, response=TeamRead,
+          errors=(400, 404, 409, 412, 422), etag=True)
+def update_team(team_id: str) -> Response:
+    request = bp.current_request
+    view = teams.update_team(scope_of(request), team_id, parse_body(request, TeamUpdate),
+                             expected_version=if_match(request))
+    return record_response(view.team.model_dump_json(), view.version)
+
+
+@bp.route("/v1/teams/{team_id}", methods=["DELETE"], name="workspaces_teams_delete")
+@endpoint(summary="Delete a team (its members stay in the workspace)", permission="admin", tag=TAG, status=204,
+          errors=(404, 412))
+def delete_team(team_id: str) -> Response:
+    request = bp.current_request
+    teams.delete_team(scope_of(request), team_id, expected_version=if_match(request))
+    return no_content()
+
+
+@bp.route("/v1/teams/{team_id}/members", methods=["POST"], name="workspaces_teams_members_add")
+@endpoint(summary="Add a workspace member to a team", permission="admin", tag=TAG, request=TeamMemberAdd,
+          response=TeamMemberRead, status=201, errors=(400, 404, 409, 422))
+def add_team_member(team_id: str) -> Response:
+    request = bp.current_request
+    data = parse_body(request, TeamMemberAdd)
+    return json_response(teams.add_member(scope_of(request), team_id, data.user_id), 201)
+
+
+@bp.route("/v1/teams/{team_id}/members/{user_id}", methods=["DELETE"], name="workspaces_teams_members_remove")
+@endpoint(summary="Remove a member from a team", permission="admin", tag=TAG, status=204, errors=(404,))
+def remove_team_member(team_id: str, user_id: str) -> Response:
+    teams.remove_member(scope_of(bp.current_request), team_id, user_id)
+    return no_content()
+
+
+# ---- API keys -------------------------------------------------------------------------------------------
 @bp.route("/v1/api-keys", methods=["POST"], name="workspaces_api_keys_create")
 @endpoint(summary="Create an API key (the secret is shown once)", permission="admin", tag=TAG,
           request=ApiKeyCreate, response=ApiKeyCreated, status=201, errors=(400, 422))

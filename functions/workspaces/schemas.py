@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import EmailStr, Field, field_validator
+from pydantic import EmailStr, Field, StrictBool, field_validator, model_validator
 
 from shared.schemas import Page, ReadModel, StrictModel
 
@@ -89,3 +89,61 @@ class WorkspaceProvisioned(ReadModel):
     owner_user_id: str
     api_key_id: str
     api_key: str
+
+
+class WorkspaceSettingsRead(ReadModel):
+    id: str
+    name: str
+    created_at: datetime
+    restrict_member_visibility: bool = Field(
+        description="When true, members (role `member`) see only records they or their teammates own")
+    role: Role | None = Field(None, description="The caller's role (null for API keys)")
+
+
+class WorkspaceUpdate(StrictModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    restrict_member_visibility: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> WorkspaceUpdate:
+        nulls = sorted(k for k in self.model_fields_set if getattr(self, k) is None)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} cannot be null")
+        return self
+
+
+# ---- teams --------------------------------------------------------------------------------------------
+TeamName = Annotated[str, Field(min_length=1, max_length=100)]
+UserId = Annotated[str, Field(min_length=1, max_length=26)]
+
+
+class TeamCreate(StrictModel):
+    name: TeamName
+    member_ids: list[UserId] = Field(default_factory=list, max_length=500,
+                                     description="Workspace members to put in the team at once")
+
+
+class TeamUpdate(StrictModel):
+    name: TeamName
+
+
+class TeamRead(ReadModel):
+    id: str
+    name: str
+    member_ids: list[str] = Field(description="User ids of the team's members")
+    created_at: datetime
+    updated_at: datetime
+
+
+class TeamPage(Page[TeamRead]):
+    pass
+
+
+class TeamMemberAdd(StrictModel):
+    user_id: UserId
+
+
+class TeamMemberRead(ReadModel):
+    team_id: str
+    user_id: str
+    added_at: datetime

@@ -7,6 +7,7 @@ import secrets
 
 from sqlalchemy.exc import IntegrityError
 
+from functions.pipelines.service import create_default_pipeline
 from functions.workspaces import repository
 from functions.workspaces.models import ApiKey, Membership, User, Workspace
 from functions.workspaces.schemas import (
@@ -20,12 +21,15 @@ from functions.workspaces.schemas import (
     MeRead,
     WorkspaceProvisioned,
     WorkspaceRead,
+    WorkspaceSettingsRead,
+    WorkspaceUpdate,
 )
 from layers.auth.firebase import FirebaseIdentity
 from layers.auth.principals import API_KEY_PREFIX, UserPrincipal
 from layers.cache import sessions
 from layers.cache.client import CACHE_EPOCH_KEY, guarded, invalidation_lost
 from layers.db.uow import UnitOfWork
+from layers.queue.outbox import emit
 from shared.clock import utcnow
 from shared.context import ROLE_RANK, Actor, Scope, system_scope
 from shared.cursors import decode_cursor, encode_cursor
@@ -125,6 +129,7 @@ def create_workspace(*, user: UserPrincipal, name: str) -> WorkspaceRead:
         uow.session.add(workspace)
         uow.session.flush()
         uow.session.add(Membership(id=new_id(), user_id=user.user_id, role="owner", created_at=utcnow()))
+        create_default_pipeline(uow)  # new deals need a pipeline: every workspace starts with one
         uow.commit()
     return WorkspaceRead(id=workspace.id, name=workspace.name, created_at=workspace.created_at, role="owner")
 
@@ -147,6 +152,41 @@ def provision_workspace(*, name: str, owner_email: str) -> WorkspaceProvisioned:
     key = create_api_key(scope, ApiKeyCreate(name="bootstrap", scopes=["read", "write", "admin"]))
     return WorkspaceProvisioned(workspace_id=workspace.id, owner_user_id=owner.id, api_key_id=key.id,
                                 api_key=key.key)
+
+
+def get_workspace(scope: Scope) -> WorkspaceSettingsRead:
+    with UnitOfWork(scope) as uow:
+        return _settings_read(scope, _workspace(uow))
+
+
+def update_workspace(scope: Scope, data: WorkspaceUpdate) -> WorkspaceSettingsRead:
+    """Rename, or turn record-level visibility on or off (it applies from the next request on)."""
+    with UnitOfWork(scope) as uow:
+        workspace = _workspace(uow)
+        changes = {k: {"old": getattr(workspace, k), "new": v}
+                   for k, v in data.model_dump(exclude_unset=True).items() if getattr(workspace, k) != v}
+        for key, change in changes.items():
+            setattr(workspace, key, change["new"])
+        read = _settings_read(scope, workspace)
+        if changes:
+            emit(uow, event_type="workspace.updated", object_type="workspaces", record_id=workspace.id,
+                 data={"object": read.model_dump(mode="json"), "changes": changes})
+        uow.commit()
+    return read
+
+
+def _workspace(uow: UnitOfWork) -> Workspace:
+    assert uow.scope is not None
+    workspace = uow.session.get(Workspace, uow.scope.workspace_id)  # the tenant itself: no workspace_id column
+    if workspace is None:
+        raise NotFound("the workspace no longer exists")
+    return workspace
+
+
+def _settings_read(scope: Scope, workspace: Workspace) -> WorkspaceSettingsRead:
+    return WorkspaceSettingsRead(id=workspace.id, name=workspace.name, created_at=workspace.created_at,
+                                 restrict_member_visibility=workspace.restrict_member_visibility,
+                                 role=scope.role if scope.actor.type == "user" else None)
 
 
 # ---- members ------------------------------------------------------------------------------------------
@@ -192,6 +232,7 @@ def remove_member(scope: Scope, user_id: str) -> None:
         if member.role == "owner" and repository.count_owners(uow.session) == 1:
             raise Conflict("a workspace keeps at least one owner")
         uow.session.delete(member)
+        repository.delete_team_members(uow.session, user_id=user_id)  # a former member is in no team
         uow.commit()
 
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, MetaData, String, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Numeric, String, TypeDecorator
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
@@ -37,6 +38,34 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else as_utc(value)
+
+
+class Money(TypeDecorator[Decimal]):
+    """An exact amount, DECIMAL(19,4). SQLite has no decimal type (it would keep a float), so there the
+    column holds whole ten-thousandths in a BIGINT: reads, comparisons, sorts and SUM() stay exact."""
+
+    impl = Numeric(19, 4)
+    cache_ok = True
+    SCALE = 4
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(19, 4))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        scaled = Decimal(str(value)).scaleb(self.SCALE)
+        # A filter value may have more places than the column (a comparison, never a stored amount).
+        return int(scaled) if scaled == scaled.to_integral_value() else float(scaled)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return Decimal(int(value)).scaleb(-self.SCALE)
+        return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
 def IdColumn() -> Any:  # noqa: N802 - reads like a type at the call site

@@ -29,13 +29,23 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
+        @event.listens_for(engine, "savepoint")
+        def _sqlite_begin_before_savepoint(conn: Any, _name: str) -> None:
+            # pysqlite sends BEGIN only before DML: a SAVEPOINT first would open the transaction itself,
+            # and releasing it would COMMIT — a failure later in the unit of work could not roll it back.
+            if not conn.connection.driver_connection.in_transaction:
+                conn.exec_driver_sql("BEGIN")
+
         return engine
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=True,  # survives an RDS failover / idle disconnect without a failed request
         pool_recycle=1800,
+        # Sessions and `with engine.connect()` blocks end their transactions themselves; the pool's own
+        # ROLLBACK on return would be a second round trip per request for nothing.
+        pool_reset_on_return=None,
         isolation_level="READ COMMITTED",
         connect_args={"charset": "utf8mb4", "connect_timeout": 5},
     )

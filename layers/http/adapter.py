@@ -109,12 +109,18 @@ class ChaliceWSGIAdapter:
             if length > self.max_body_bytes:
                 raise PayloadTooLarge(f"the body may be at most {self.max_body_bytes} bytes")
             return stream.read(length) if (stream is not None and length) else b""
-        if stream is None:
-            return b""
-        data = stream.read(self.max_body_bytes + 1)  # chunked: read one byte past the limit to know
-        if len(data) > self.max_body_bytes:
+        if stream is None or "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return b""  # no length and not chunked: there is no body (most GETs) — don't wait on the stream
+        chunks, size = [], 0
+        while size <= self.max_body_bytes:  # chunked: read until EOF or one byte past the limit
+            chunk = stream.read(self.max_body_bytes + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > self.max_body_bytes:
             raise PayloadTooLarge(f"the body may be at most {self.max_body_bytes} bytes")
-        return data  # type: ignore[no-any-return]
+        return b"".join(chunks)
 
     def _request_id(self, environ: dict[str, Any]) -> str:
         trace = environ.get("HTTP_X_AMZN_TRACE_ID", "")

@@ -21,7 +21,7 @@ class FieldHistory(TenantMixin, Base):
     object_type: Mapped[str] = mapped_column(String(32), nullable=False)
     record_id: Mapped[str] = mapped_column(IdColumn(), nullable=False)
     action: Mapped[str] = mapped_column(String(16), nullable=False)  # created|updated|archived|restored
-    field: Mapped[str] = mapped_column(String(64), nullable=False)
+    field: Mapped[str] = mapped_column(String(96), nullable=False)  # "custom_fields." + a 63-character key
     old_value: Mapped[Any] = mapped_column(JSONType, nullable=True)
     new_value: Mapped[Any] = mapped_column(JSONType, nullable=True)
     actor_type: Mapped[str] = mapped_column(String(16), nullable=False)

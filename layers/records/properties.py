@@ -1,9 +1,11 @@
 """Searchable properties of an object, and how each search operator becomes SQL."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from sqlalchemy import Boolean, ColumnElement, and_, false, func, literal, not_, or_, true
@@ -14,7 +16,8 @@ from sqlalchemy.sql.functions import FunctionElement
 from shared.clock import as_utc
 from shared.errors import ValidationFailed
 
-Kind = Literal["string", "enum", "number", "datetime", "id", "tags", "boolean", "isodate", "isodatetime"]
+Kind = Literal["string", "enum", "number", "decimal", "datetime", "id", "tags", "boolean", "isodate",
+               "isodatetime"]
 Operator = Literal[
     "EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN",
     "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN",
@@ -24,6 +27,7 @@ _ALLOWED: dict[str, set[str]] = {
     "string": {"EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN"} | _ORDERED,
     "enum": {"EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY"},
     "number": {"EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY"} | _ORDERED,
+    "decimal": {"EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY"} | _ORDERED,  # exact amounts
     "datetime": {"EQ", "NEQ", "HAS_PROPERTY", "NOT_HAS_PROPERTY"} | _ORDERED,
     "id": {"EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY"},
     "tags": {"EQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN"},
@@ -33,6 +37,11 @@ _ALLOWED: dict[str, set[str]] = {
     "isodatetime": {"EQ", "NEQ", "HAS_PROPERTY", "NOT_HAS_PROPERTY"} | _ORDERED,
 }
 ISO_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def iso_datetime_text(value: datetime) -> str:
+    """Aware UTC → the fixed-width text custom datetimes are stored as (strftime does not pad years < 1000)."""
+    return f"{value.year:04d}" + value.strftime(ISO_DATETIME_FORMAT.removeprefix("%Y"))
 
 
 @dataclass(frozen=True)
@@ -112,9 +121,19 @@ def coerce(spec: PropertySpec, value: Any, field: str) -> Any:
             raise _fail(field, f"must be one of {', '.join(spec.choices)}")
         return value
     if spec.kind == "number":
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        # json.loads accepts NaN and Infinity; no database compares with them
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise _fail(field, "must be a number")
         return value
+    if spec.kind == "decimal":
+        try:
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                amount = Decimal(str(value).strip())
+                if amount.is_finite() and abs(amount) < 10**15:  # what DECIMAL(19, 4) holds
+                    return amount
+        except InvalidOperation:
+            pass
+        raise _fail(field, "must be a decimal amount")
     if spec.kind == "boolean":
         if not isinstance(value, bool):
             raise _fail(field, "must be true or false")
@@ -125,7 +144,7 @@ def coerce(spec: PropertySpec, value: Any, field: str) -> Any:
         except ValueError:
             raise _fail(field, "must be a date YYYY-MM-DD") from None
     if spec.kind == "isodatetime":
-        return coerce(PropertySpec(spec.name, "datetime"), value, field).strftime(ISO_DATETIME_FORMAT)
+        return iso_datetime_text(coerce(PropertySpec(spec.name, "datetime"), value, field))
     # datetime: ISO 8601 or epoch milliseconds
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -186,7 +205,10 @@ def _tags_condition(column: Any, operator: str, values: list[Any]) -> ColumnElem
         case "IN":
             return or_(*(json_array_contains(column, literal(v)) for v in values)) if values else false()
         case "NOT_IN":
-            return and_(*(not_(json_array_contains(column, literal(v))) for v in values)) if values else true()
+            if not values:
+                return true()
+            # A missing array (a custom multi select without a value) holds none of them; SQL would say NULL.
+            return or_(column.is_(None), and_(*(not_(json_array_contains(column, literal(v))) for v in values)))
         case "HAS_PROPERTY":
             return and_(column.is_not(None), json_array_length(column) > 0)
         case "NOT_HAS_PROPERTY":

@@ -23,6 +23,7 @@ from layers.http.requests import (
     record_response,
     scope_of,
 )
+from layers.records.owners import OwnedBy
 from layers.records.search import SearchRequest
 from layers.records.service import MAX_BATCH, RecordService
 from shared.schemas import Page, StrictModel
@@ -32,6 +33,12 @@ class ListQuery(StrictModel):
     limit: int = Field(50, ge=1, le=200)
     cursor: str | None = None
     include_archived: bool = False
+
+
+class RecordListQuery(ListQuery):
+    """The standard list route's parameters (other lists reuse ListQuery, without the owner filter)."""
+
+    owned_by: OwnedBy | None = None
 
 
 class CreateQuery(StrictModel):
@@ -51,6 +58,8 @@ class NoQuery(StrictModel):
     pass
 
 
+OWNED_BY_PARAM = QueryParam("owned_by", {"type": "string", "enum": ["me", "my_team"]},
+                            "Only records you own (`me`) or you or a teammate own (`my_team`); people only")
 DUPLICATE_PARAM = QueryParam("allow_duplicate", {"type": "boolean", "default": False},
                              "Create even when the email/domain is already used (a deliberate duplicate)")
 
@@ -112,11 +121,11 @@ def register_record_routes(bp: Blueprint, service: RecordService, *, tag: str) -
 
     @bp.route(base, methods=["GET"], name=f"{name}_list")
     @endpoint(summary=f"List {name}", permission="read", tag=tag, response=page_model, errors=(422,),
-              query=(LIMIT_PARAM, CURSOR_PARAM, ARCHIVED_PARAM))
+              query=(LIMIT_PARAM, CURSOR_PARAM, ARCHIVED_PARAM, OWNED_BY_PARAM))
     def list_records() -> Response:
-        query = parse_query(bp.current_request, ListQuery)
+        query = parse_query(bp.current_request, RecordListQuery)
         return json_response(service.list(scope_of(bp.current_request), limit=query.limit, cursor=query.cursor,
-                                          include_archived=query.include_archived))
+                                          include_archived=query.include_archived, owned_by=query.owned_by))
 
     @bp.route(base, methods=["POST"], name=f"{name}_create")
     @endpoint(summary=f"Create a {spec.event_name}", permission="write", tag=tag, request=spec.create_schema,

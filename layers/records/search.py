@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import Field, model_validator
 from sqlalchemy import ColumnElement, Select, and_, false, or_, true
 
+from layers.records.owners import OwnedBy
 from layers.records.properties import Operator, PropertySpec, coerce, condition
 from shared.clock import as_utc, isoformat
 from shared.cursors import decode_cursor, encode_cursor
@@ -58,6 +59,8 @@ class SearchRequest(StrictModel):
     limit: int = Field(50, ge=1, le=200)
     cursor: str | None = None
     include_archived: bool = False
+    owned_by: OwnedBy | None = Field(None, description="Only records owned by the caller (`me`) or by them or a "
+                                                       "teammate (`my_team`); people only, not API keys")
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,8 @@ def _dump(value: Any) -> Any:
 
 
 def _load(key: SortKey, value: Any) -> Any:
-    if isinstance(value, str) and key.spec.kind == "number":  # exact custom currency amounts
+    # Exact amounts travel as strings: custom currency ("decimal"), and DECIMAL columns of "number" kind.
+    if value is not None and (key.spec.kind == "decimal" or (isinstance(value, str) and key.spec.kind == "number")):
         return Decimal(value)
     if value is not None and key.spec.kind == "datetime":
         return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
@@ -191,7 +195,8 @@ def next_cursor(
 
 def describe(request: SearchRequest) -> str:
     """What makes two requests the same query (a cursor is valid only for its own query)."""
-    return json.dumps(
-        {"f": [g.model_dump() for g in request.filter_groups], "q": request.query, "a": request.include_archived},
-        sort_keys=True, default=str,
-    )
+    described: dict[str, Any] = {"f": [g.model_dump() for g in request.filter_groups], "q": request.query,
+                                 "a": request.include_archived}
+    if request.owned_by is not None:  # only when set, so cursors of unfiltered queries keep their signature
+        described["o"] = request.owned_by
+    return json.dumps(described, sort_keys=True, default=str)

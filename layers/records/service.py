@@ -25,6 +25,7 @@ from layers.http.requests import validate
 from layers.queue.outbox import emit
 from layers.records import custom
 from layers.records.history import FieldHistory, record_changes
+from layers.records.owners import OwnedBy, owner_condition
 from layers.records.properties import PropertySpec, text_match
 from layers.records.search import SearchRequest, apply_keyset, describe, next_cursor, signature, sort_keys, where_clause
 from shared.clock import isoformat, utcnow
@@ -80,6 +81,9 @@ class RecordService:
         self.spec = spec
         self._properties = spec.property_map
         self._json_value = TypeAdapter(Any)
+        self._page_adapter: TypeAdapter[Any] = TypeAdapter(builtins.list[spec.read_schema])  # type: ignore[name-defined]
+        if spec.custom_fields:
+            custom.register_object(spec)  # the fields capability defines fields for registered objects only
 
     # ---- reads -------------------------------------------------------------------------------------
     def get(self, scope: Scope, record_id: str, *, include_archived: bool = False) -> RecordView:
@@ -100,9 +104,9 @@ class RecordService:
 
     def list(  # the service verb STYLE.md names
         self, scope: Scope, *, limit: int = 50, cursor: str | None = None, include_archived: bool = False,
-        where: tuple[ColumnElement[bool], ...] = (),
+        where: tuple[ColumnElement[bool], ...] = (), owned_by: OwnedBy | None = None,
     ) -> str:
-        request = SearchRequest(limit=limit, cursor=cursor, include_archived=include_archived)
+        request = SearchRequest(limit=limit, cursor=cursor, include_archived=include_archived, owned_by=owned_by)
         return self.search(scope, request, where=where)
 
     def search(self, scope: Scope, request: SearchRequest, *, where: tuple[ColumnElement[bool], ...] = ()) -> str:
@@ -124,6 +128,8 @@ class RecordService:
             statement = statement.where(condition)
         for extra in where:
             statement = statement.where(extra)
+        if request.owned_by is not None:
+            statement = statement.where(owner_condition(uow, model, request.owned_by, field="owned_by"))
         if not request.include_archived:
             statement = statement.where(model.archived_at.is_(None))
         secret = get_settings().cursor_secret
@@ -136,7 +142,7 @@ class RecordService:
         statement = apply_keyset(statement, keys, request.cursor, secret, sig, request.limit)
         rows = list(uow.session.scalars(statement))
         rows, cursor = next_cursor(rows, keys, request.limit, secret, sig)
-        return _page([self._dump(row) for row in rows], cursor)
+        return _page(self._dump_page(rows), cursor)
 
     def history(self, scope: Scope, record_id: str, *, limit: int = 50, cursor: str | None = None) -> str:
         secret = get_settings().cursor_secret
@@ -441,6 +447,14 @@ class RecordService:
         assert scope is not None
         workspace_id, object_type = scope.workspace_id, self.spec.object_type
         uow.after_commit(lambda: record_cache.put(workspace_id, object_type, view.id, _cached(view), written=True))
+
+    def _dump_page(self, rows: builtins.list[Any]) -> builtins.list[str]:
+        """A page's record bodies. One pydantic pass for the whole page (a third cheaper than one per
+        row) unless a capability renders records its own way (`_dump` overridden)."""
+        if type(self)._dump is not RecordService._dump or not rows:
+            return [self._dump(row) for row in rows]
+        return [self._page_adapter.dump_json(self._page_adapter.validate_python(rows, from_attributes=True))
+                .decode()[1:-1]]
 
     def _dump(self, row: RecordMixin) -> str:
         return self.spec.read_schema.model_validate(row).model_dump_json()

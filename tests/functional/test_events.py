@@ -75,6 +75,107 @@ AS_IS: dict[str, int] = {
     "workspaces_list_ok": 403,
     "workspaces_me_ok": 403,
     "workspaces_sessions_end_ok": 403,
+    # Custom field definitions (admin writes; the sample key is an admin key).
+    "fields_list_contacts": 200,
+    "fields_create_valid": 201,
+    "fields_create_unique_long_text": 422,
+    "fields_get_by_id": 404,
+    "fields_update_by_id": 404,
+    "fields_archive_by_id": 404,
+    "fields_restore_by_id": 404,
+    # Associations and merges; the two-id events are realised in tests/functional/test_associations.py
+    # and test_merges.py (each names a second record, 01JBBBBBBBBBBBBBBBBBBBBBBB).
+    "associations_list_contacts_by_id": 404,
+    "associations_list_companies_by_id": 404,
+    "associations_list_deals_by_id": 404,
+    "associations_create_contacts_labelled": 404,
+    "associations_create_companies_labelled": 404,
+    "associations_create_deals_labelled": 404,
+    "associations_remove_contacts_by_ids": 404,
+    "associations_remove_companies_by_ids": 404,
+    "associations_remove_deals_by_ids": 404,
+    "associations_batch_create_two": 207,
+    "associations_batch_archive_by_ids": 207,
+    "merges_duplicates_contacts_first_page": 200,
+    "merges_duplicates_companies_first_page": 200,
+    "merges_merge_contacts_by_ids": 404,
+    "merges_merge_companies_by_ids": 404,
+    "merges_merge_contacts_same_record": 422,
+    "merges_list_contacts": 200,
+    "merges_get_by_id": 404,
+    "merges_undo_by_id": 404,
+    # Pipelines and deals (deals_create_valid lands in the default pipeline every new workspace has).
+    "pipelines_list_first_page": 200,
+    "pipelines_create_valid": 201,
+    "pipelines_create_no_open_stage": 422,
+    "pipelines_get_by_id": 404,
+    "pipelines_update_by_id": 404,
+    "pipelines_archive_by_id": 404,
+    "pipelines_restore_by_id": 404,
+    "pipelines_stages_add_by_id": 404,
+    "pipelines_stages_reorder_by_id": 404,
+    "pipelines_stages_update_by_ids": 404,
+    "pipelines_stages_delete_by_ids": 404,
+    "deals_create_valid": 201,
+    "deals_create_float_amount": 422,
+    "deals_list_first_page": 200,
+    "deals_search_filter_and_query": 200,
+    "deals_batch_create_two": 200,
+    "deals_batch_update_by_id": 207,
+    "deals_batch_upsert_unsupported": 207,
+    "deals_batch_archive_by_id": 207,
+    "deals_get_by_id": 404,
+    "deals_update_by_id": 404,
+    "deals_archive_by_id": 404,
+    "deals_restore_by_id": 404,
+    "deals_history_by_id": 404,
+    "deals_move_stage_by_id": 404,
+    "deals_stage_changes_by_id": 404,
+    "deals_board_by_id": 404,
+    "deals_board_stage_by_ids": 404,
+    # Workspace settings, teams (the two-id member events are realised in test_teams.py) and reports.
+    "workspaces_settings_get_ok": 200,
+    "workspaces_settings_update_restrict_visibility": 200,
+    "workspaces_settings_update_invalid": 422,
+    "workspaces_teams_list_first_page": 200,
+    "workspaces_teams_create_valid": 201,
+    "workspaces_teams_create_invalid_name": 422,
+    "workspaces_teams_get_by_id": 404,
+    "workspaces_teams_update_by_id": 404,
+    "workspaces_teams_delete_by_id": 404,
+    "workspaces_teams_members_add_by_ids": 404,
+    "workspaces_teams_members_remove_by_ids": 404,
+    "reports_pipeline_summary_default_pipeline": 200,
+    "reports_pipeline_summary_by_id": 404,
+    "reports_forecast_next_quarter": 200,
+    "reports_forecast_reversed_range": 422,
+    "reports_win_rate_last_90_days": 200,
+    "reports_win_rate_first_half": 200,
+    "reports_activities_one_month": 200,
+    # Activities: the id events are realised on a task (so complete/reopen apply); the timeline ones on
+    # a record of their type. API keys must name whose tasks "mine" are.
+    "activities_create_valid": 201,
+    "activities_create_task_without_subject": 422,
+    "activities_create_note_with_task_fields": 422,
+    "activities_list_first_page": 200,
+    "activities_search_open_calls": 200,
+    "activities_batch_create_two": 200,
+    "activities_batch_update_by_id": 207,
+    "activities_batch_upsert_refused": 422,
+    "activities_batch_archive_by_id": 207,
+    "activities_get_by_id": 404,
+    "activities_update_by_id": 404,
+    "activities_archive_by_id": 404,
+    "activities_restore_by_id": 404,
+    "activities_history_by_id": 404,
+    "activities_complete_by_id": 404,
+    "activities_reopen_by_id": 404,
+    "activities_tasks_mine_for_owner": 200,
+    "activities_tasks_mine_without_owner": 422,
+    "activities_tasks_overdue_all": 200,
+    "activities_timeline_contacts_by_id": 404,
+    "activities_timeline_companies_by_id": 404,
+    "activities_timeline_deals_by_id": 404,
 }
 
 # Placeholder events with a real record's id swapped in.
@@ -97,6 +198,42 @@ REALISED: dict[str, int] = {
     "workspaces_members_change_role_by_id": 200,
     "workspaces_members_remove_by_id": 204,
     "workspaces_api_keys_revoke_by_id": 204,
+    "fields_get_by_id": 200,
+    "fields_update_by_id": 200,
+    "fields_archive_by_id": 204,
+    "fields_restore_by_id": 200,
+    "associations_list_contacts_by_id": 200,
+    "associations_list_companies_by_id": 200,
+    "pipelines_get_by_id": 200,
+    "pipelines_update_by_id": 200,
+    "pipelines_archive_by_id": 204,
+    "pipelines_restore_by_id": 200,
+    "pipelines_stages_add_by_id": 201,
+    "deals_board_by_id": 200,
+    "deals_get_by_id": 200,
+    "deals_update_by_id": 200,
+    "deals_archive_by_id": 204,
+    "deals_restore_by_id": 200,
+    "deals_history_by_id": 200,
+    "deals_stage_changes_by_id": 200,
+    "deals_batch_update_by_id": 200,
+    "deals_batch_archive_by_id": 200,
+    "workspaces_teams_get_by_id": 200,
+    "workspaces_teams_update_by_id": 200,
+    "workspaces_teams_delete_by_id": 204,
+    "reports_pipeline_summary_by_id": 200,
+    "activities_get_by_id": 200,
+    "activities_update_by_id": 200,
+    "activities_archive_by_id": 204,
+    "activities_restore_by_id": 200,
+    "activities_history_by_id": 200,
+    "activities_complete_by_id": 200,
+    "activities_reopen_by_id": 200,
+    "activities_batch_update_by_id": 200,
+    "activities_batch_archive_by_id": 200,
+    "activities_timeline_contacts_by_id": 200,
+    "activities_timeline_companies_by_id": 200,
+    "activities_timeline_deals_by_id": 200,
 }
 
 AS_USER: dict[str, int] = {"workspaces_create_valid": 201, "workspaces_list_ok": 200, "workspaces_me_ok": 200,
@@ -217,7 +354,21 @@ def test_happy_path_events_answer_their_records(api: Api) -> None:
 def _real_id(api: Api, name: str) -> str:
     """An id of the kind the event's placeholder stands for, in the api's workspace."""
     handler = handler_of(EVENTS / f"{name}.json")
-    if handler.startswith("companies_") or handler == "contacts_list_for_company":
+    if handler == "associations_list_contacts":
+        handler = "contacts_get"
+    elif handler == "associations_list_companies":
+        handler = "companies_get"
+    elif handler.startswith("activities_timeline_"):  # a record of the timeline's type
+        handler = handler.removeprefix("activities_timeline_") + "_get"
+    elif handler.startswith("activities_"):
+        reply = api.post("/v1/activities", {"kind": "task", "subject": "Real", "owner_id": api.owner_user_id})
+        assert reply.status == 201, reply.raw
+        return str(reply.json["id"])
+    if handler.startswith("pipelines_") or handler == "deals_board":
+        reply = api.post("/v1/pipelines", {"name": "Real", "stages": [{"name": "Open", "probability": "0.5"}]})
+    elif handler.startswith("deals_"):
+        reply = api.post("/v1/deals", {"name": "Real", "amount": "100.00", "currency": "USD"})
+    elif handler.startswith("companies_") or handler == "contacts_list_for_company":
         reply = api.post("/v1/companies", {"name": "Real", "domain": "real.example"})
     elif handler.startswith("contacts_"):
         reply = api.post("/v1/contacts", {"first_name": "Real", "email": "real@example.com"})
@@ -227,6 +378,12 @@ def _real_id(api: Api, name: str) -> str:
         return str(reply.json["user_id"])
     elif handler == "workspaces_api_keys_revoke":
         reply = api.post("/v1/api-keys", {"name": "to revoke", "scopes": ["read"]})
+    elif handler.startswith("workspaces_teams_"):
+        reply = api.post("/v1/teams", {"name": "Real"})
+    elif handler == "reports_pipeline_summary":
+        reply = api.post("/v1/pipelines", {"name": "Real", "stages": [{"name": "Open", "probability": "0.5"}]})
+    elif handler.startswith("fields_"):
+        reply = api.post("/v1/fields", {"object_type": "contacts", "key": "real", "label": "Real", "type": "text"})
     else:
         raise AssertionError(f"no real id for {name}")
     assert reply.status == 201, reply.raw

@@ -148,9 +148,10 @@ def test_list_and_search_answer_a_contact_page(document: dict[str, Any]) -> None
 
 
 def test_list_documents_its_query_parameters(document: dict[str, Any]) -> None:
-    # GIVEN the contacts list WHEN its query parameters are read THEN limit, cursor and include_archived are there
+    # GIVEN the contacts list WHEN its query parameters are read
+    # THEN limit, cursor, include_archived and the owner filter are there
     params = {p["name"] for p in document["paths"]["/v1/contacts"]["get"]["parameters"] if p.get("in") == "query"}
-    assert params == {"limit", "cursor", "include_archived"}
+    assert params == {"limit", "cursor", "include_archived", "owned_by"}
 
 
 def test_single_record_operations_document_etags(document: dict[str, Any]) -> None:

@@ -1,0 +1,1 @@
+"""Unit tests of the deals rules and currency table."""
