@@ -20,6 +20,7 @@ from functions.reports.routes import bp as reports
 from functions.system.routes import bp as system
 from functions.workspaces.routes import bp as workspaces
 from functions.workspaces.service import Resolver
+from functions.workspaces.teams import teammates
 from layers.auth.verifier import get_verifier
 from layers.http.adapter import ChaliceWSGIAdapter
 from layers.http.chalice_app import CrmChalice
@@ -31,6 +32,7 @@ from layers.http.middleware import (
     RateLimitMiddleware,
 )
 from layers.records.custom import use_definitions_provider
+from layers.records.owners import use_teammates_provider
 from shared.settings import get_settings
 
 settings = get_settings()
@@ -43,7 +45,9 @@ app.register_middleware(RateLimitMiddleware(app, settings), "http")
 app.register_middleware(IdempotencyMiddleware(app), "http")
 app.register_middleware(ConditionalGetMiddleware(), "http")
 
-use_definitions_provider(definitions_for)  # custom fields: definitions from functions/fields
+# Ports the records layer asks (it may not import capabilities): custom field definitions, teammates.
+use_definitions_provider(definitions_for)
+use_teammates_provider(teammates)
 
 for blueprint in (system, workspaces, companies, contacts, pipelines, deals, activities, associations, fields, merges,
                   reports):

@@ -16,7 +16,6 @@ from functions.workspaces.schemas import TeamCreate, TeamMemberRead, TeamPage, T
 from functions.workspaces.service import ensure_members
 from layers.db.uow import UnitOfWork
 from layers.queue.outbox import emit
-from layers.records.owners import use_teammates_provider
 from shared.clock import utcnow
 from shared.context import Scope
 from shared.cursors import decode_cursor, encode_cursor
@@ -36,8 +35,6 @@ def teammates(uow: UnitOfWork, user_id: str) -> set[str]:
     assert uow.scope is not None
     return repository.teammates_of(uow.session, uow.scope.workspace_id, user_id)
 
-
-use_teammates_provider(teammates)
 
 
 def list_teams(scope: Scope, *, limit: int, cursor: str | None) -> TeamPage:
