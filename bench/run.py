@@ -7,9 +7,14 @@
 2. Starts `crm serve` (granian, WSGI) as a subprocess on loopback and waits for /ready.
 3. Seeds 2,000 companies and 10,000 contacts through the batch endpoints (100 per request, a few
    requests in parallel) and reports how long that took.
+   For the CRM-core scenarios it also seeds 2,000 deals in the default pipeline (batch endpoint),
+   200 activities on one contact (batch endpoint), and a second workspace whose default pipeline gets
+   100,000 deals bulk-inserted straight into MariaDB (bench/bulk_deals.py; through the API that would
+   take minutes). Every seeding step is timed.
 4. Drives each scenario with wrk (a separate C process, LuaJIT scripts in bench/lua/) at
    --connections concurrent connections: hello (GET /health), get_contact (cached), list_contacts,
-   search_contacts, create_contact.
+   search_contacts, create_contact, move_deal_stage, pipeline_board, contact_timeline,
+   pipeline_summary_100k.
 5. Prints req/s, p50/p95/p99, errors and the ratio to hello, checks the targets of issue 2, and
    writes everything as JSON (default bench/results/latest.json).
 6. Stops the server with SIGTERM (in-flight requests finish) and cleans up.
@@ -19,6 +24,7 @@ Only loopback traffic; every step has a time bound. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import datetime
 import http.client
 import json
 import os
@@ -47,6 +53,12 @@ N_COMPANIES = 2_000
 N_CONTACTS = 10_000
 BATCH = 100
 GET_ID_SET = 1_000  # get_contact rotates over this many seeded ids (all warmed into the cache first)
+N_DEALS = 2_000  # in the default pipeline, through POST /v1/deals/batch/create
+N_MOVE_DEALS = 1_000  # of them, created in the first open stage; move_deal_stage rotates over these
+TIMELINE_ACTIVITIES = 200  # on one contact, through POST /v1/activities/batch/create
+N_BULK_DEALS = 100_000  # live deals bulk-inserted for pipeline_summary_100k (bench/bulk_deals.py)
+N_BULK_ARCHIVED = 2_000  # archived ones on top (the summary must skip them)
+BULK_CHUNK = 5_000
 
 # The search scenario: one filter + one full-text word. ~30% of contacts are leads and ~20% of
 # job titles contain "engineer", so the pair matches ~6% of the workspace (~600 contacts).
@@ -60,14 +72,24 @@ SEARCH_BODY = {
 TARGET_RPS = {"get_contact": 2_000, "list_contacts": 800, "search_contacts": 300, "create_contact": 400}
 TARGET_P95_MS = 25.0
 
-SCENARIOS = ("hello", "get_contact", "list_contacts", "search_contacts", "create_contact")
+SCENARIOS = ("hello", "get_contact", "list_contacts", "search_contacts", "create_contact",
+             "move_deal_stage", "pipeline_board", "contact_timeline", "pipeline_summary_100k")
+DEAL_SCENARIOS = ("move_deal_stage", "pipeline_board")
 PATHS = {
     "hello": "/health",
     "get_contact": "/v1/contacts",  # the Lua script appends /{id}
     "list_contacts": "/v1/contacts?limit=50",
     "search_contacts": "/v1/contacts/search",
     "create_contact": "/v1/contacts",
+    "move_deal_stage": "/v1/deals",  # the Lua script posts to /{id}/stage
+    # Filled in after seeding (ids): see FIXTURES.
+    "pipeline_board": "/v1/pipelines/{pipeline_id}/board",
+    "contact_timeline": "/v1/contacts/{contact_id}/timeline",
+    "pipeline_summary_100k": "/v1/reports/pipeline-summary?pipeline_id={pipeline_id}",
 }
+# Per scenario, set up by seeding: "path" (the URL path wrk requests), "api_key" (another workspace's),
+# "env" (extra environment for the Lua script).
+FIXTURES: dict[str, dict[str, Any]] = {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,7 +425,190 @@ def seed(client: Http, parallel: int) -> dict[str, Any]:
         "parallel_requests": parallel,
         "contact_records_per_second": round(len(contacts) / (t2 - t1), 1),
         "contact_ids": [c["id"] for c in contacts],
+        "company_ids": [c["id"] for c in companies],
     }
+
+
+DEAL_WORDS = ("Renewal", "Expansion", "New business", "Pilot", "Upsell", "Platform licence", "Services",
+              "Support plan", "Migration", "Enterprise agreement")
+DEAL_TAGS = ("inbound", "outbound", "partner", "q3-push", "strategic", "fast-track")
+LOST_REASONS = ("price", "timing", "competitor", "no decision", "budget")
+DEAL_CURRENCIES = ("USD", "EUR", "GBP")
+
+
+def default_pipeline(client: Http) -> dict[str, Any]:
+    status, body = client.request("GET", "/v1/pipelines")
+    if status != 200:
+        raise RuntimeError(f"GET /v1/pipelines: {status} {body[:500]!r}")
+    pipelines = json.loads(body)["data"]
+    found = next((p for p in pipelines if p["is_default"]), None)
+    if found is None:
+        raise RuntimeError("the bench workspace has no default pipeline")
+    return found
+
+
+def make_deals(rng: random.Random, stages: list[dict[str, Any]], company_ids: list[str],
+               contact_ids: list[str]) -> list[dict[str, Any]]:
+    """N_DEALS deals: the first N_MOVE_DEALS in the first open stage (move_deal_stage's set), the rest
+    spread over every stage (a lost reason where the stage is lost). 90 % valued in USD/EUR/GBP,
+    80 % with an expected close date, 70 % with a company, 60 % with a (primary) contact."""
+    first_open = next(s for s in stages if s["kind"] == "open")
+    today = datetime.date.today()
+    deals = []
+    for i in range(N_DEALS):
+        stage = first_open if i < N_MOVE_DEALS else rng.choice(stages)
+        deal: dict[str, Any] = {
+            "name": f"{rng.choice(COMPANY_WORDS_A)}{rng.choice(COMPANY_WORDS_B)} - {rng.choice(DEAL_WORDS)} {i}",
+            "stage_id": stage["id"],
+            "tags": rng.sample(DEAL_TAGS, rng.randint(0, 2)),
+        }
+        if rng.random() < 0.9:
+            deal["amount"] = f"{rng.randint(500, 2_000_000)}.{rng.randint(0, 99):02d}"
+            deal["currency"] = rng.choice(DEAL_CURRENCIES)
+        if stage["kind"] == "lost":
+            deal["lost_reason"] = rng.choice(LOST_REASONS)
+        if rng.random() < 0.8:
+            deal["expected_close_date"] = str(today + datetime.timedelta(days=rng.randint(-30, 270)))
+        if company_ids and rng.random() < 0.7:
+            deal["company_id"] = rng.choice(company_ids)
+        if contact_ids and rng.random() < 0.6:
+            contact = rng.choice(contact_ids)
+            deal["contact_ids"] = [contact]
+            deal["primary_contact_id"] = contact
+        deals.append(deal)
+    return deals
+
+
+def make_activities(rng: random.Random, contact_id: str, owner_id: str) -> list[dict[str, Any]]:
+    """TIMELINE_ACTIVITIES activities linked to one contact, every kind, spread over the last 300 days:
+    40 % notes, 20 % calls, 15 % meetings, 15 % tasks, 10 % logged emails."""
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    kinds = (("note", 40), ("call", 20), ("meeting", 15), ("task", 15), ("email", 10))
+    items = []
+    for i in range(TIMELINE_ACTIVITIES):
+        kind = _weighted(rng, kinds)
+        when = (now - datetime.timedelta(days=rng.randint(0, 300), seconds=rng.randint(0, 86399))).isoformat()
+        item: dict[str, Any] = {"kind": kind, "links": {"contacts": [contact_id]}}
+        if kind == "note":
+            item["body"] = f"Note {i}: " + " ".join(rng.choices(("pricing", "follow-up", "demo", "contract",
+                                                                   "renewal", "budget", "legal", "timeline"), k=24))
+        elif kind in ("call", "meeting"):
+            item.update(subject=f"{kind.title()} {i}", starts_at=when, duration_minutes=rng.choice((15, 30, 45, 60)),
+                        outcome=rng.choice(("connected", "left voicemail", "no answer", "scheduled next step")))
+        elif kind == "task":
+            item.update(subject=f"Follow up {i}", owner_id=owner_id, due_at=when,
+                        priority=rng.choice(("low", "normal", "high")))
+            if rng.random() < 0.5:
+                item["completed_at"] = when
+        else:
+            item.update(subject=f"Re: proposal {i}", direction=rng.choice(("inbound", "outbound")),
+                        email_from="rep@bench-workspace.example.com", email_to=["buyer@example.com"], sent_at=when,
+                        body="Thanks for the call - attached the revised proposal.")
+        items.append(item)
+    return items
+
+
+def seed_crm_core(client: Http, parallel: int, wanted: list[str], company_ids: list[str],
+                  contact_ids: list[str], owner_id: str) -> dict[str, Any]:
+    """Deals for move_deal_stage / pipeline_board, activities for contact_timeline (through the API)."""
+    out: dict[str, Any] = {}
+    rng = random.Random(20240602)
+    if any(s in wanted for s in DEAL_SCENARIOS):
+        pipeline = default_pipeline(client)
+        stages = pipeline["stages"]
+        open_stages = [s for s in stages if s["kind"] == "open"]
+        if len(open_stages) < 2:
+            raise RuntimeError("the default pipeline needs two open stages for move_deal_stage")
+        t0 = time.perf_counter()
+        deals = batch_create(client, "deals", make_deals(rng, stages, company_ids, contact_ids), parallel)
+        seconds = time.perf_counter() - t0
+        out.update(deals=len(deals), deals_seconds=round(seconds, 2), deal_records_per_second=round(len(deals) / seconds, 1))
+        move_ids = [d["id"] for d in deals[:N_MOVE_DEALS]]
+        FIXTURES["move_deal_stage"] = {"deal_ids": move_ids, "env": {
+            "BENCH_STAGE_A": open_stages[0]["id"], "BENCH_STAGE_B": open_stages[1]["id"]}}
+        FIXTURES["pipeline_board"] = {"path": PATHS["pipeline_board"].format(pipeline_id=pipeline["id"])}
+        out["pipeline_id"] = pipeline["id"]
+        out["move_stages"] = [open_stages[0]["name"], open_stages[1]["name"]]
+    if "contact_timeline" in wanted:
+        contact_id = contact_ids[0]
+        t0 = time.perf_counter()
+        made = batch_create(client, "activities", make_activities(rng, contact_id, owner_id), parallel)
+        out.update(activities=len(made), activities_seconds=round(time.perf_counter() - t0, 2),
+                   timeline_contact_id=contact_id)
+        FIXTURES["contact_timeline"] = {"path": PATHS["contact_timeline"].format(contact_id=contact_id)}
+    return out
+
+
+def seed_bulk_deals(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    """pipeline_summary_100k's fixture: a second workspace ("Bench reports", its own admin API key) whose
+    default pipeline gets N_BULK_DEALS live + N_BULK_ARCHIVED archived deals, inserted straight into
+    MariaDB by bench/bulk_deals.py (the app's table, Core executemany in chunks) and ANALYZEd. The main
+    bench workspace's deals stay few, so the other scenarios do not depend on whether this ran."""
+    t0 = time.perf_counter()
+    made = json.loads(run_cli(["workspace", "create", "--name", "Bench reports", "--owner-email",
+                               "owner@bench-reports.example.com"], env))
+    client = Http(args.port, made["api_key"], timeout=60)
+    pipeline = default_pipeline(client)
+    stages = [{"id": s["id"], "kind": s["kind"]} for s in pipeline["stages"]]
+    cmd = [sys.executable, str(BENCH_DIR / "bulk_deals.py"), "--workspace-id", made["workspace_id"],
+           "--pipeline-id", pipeline["id"], "--stages", json.dumps(stages), "--owner-id", made["owner_user_id"],
+           "--deals", str(N_BULK_DEALS), "--archived", str(N_BULK_ARCHIVED), "--chunk", str(BULK_CHUNK)]
+    proc = subprocess.run(cmd, env=env, cwd=APP_DIR, capture_output=True, text=True, timeout=1200)
+    match = re.search(r"^BULK_RESULT (.*)$", proc.stdout, re.M)
+    if proc.returncode != 0 or not match:
+        raise RuntimeError(f"bulk insert failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    result = json.loads(match.group(1))
+    path = PATHS["pipeline_summary_100k"].format(pipeline_id=pipeline["id"])
+    t1 = time.perf_counter()
+    status, body = client.request("GET", path)
+    first_ms = (time.perf_counter() - t1) * 1000
+    if status != 200:
+        raise RuntimeError(f"GET {path}: {status} {body[:500]!r}")
+    counted = json.loads(body)["count"]
+    if counted != N_BULK_DEALS:
+        raise RuntimeError(f"the pipeline summary counts {counted} deals, not {N_BULK_DEALS}")
+    FIXTURES["pipeline_summary_100k"] = {"path": path, "api_key": made["api_key"]}
+    return {**result, "workspace_id": made["workspace_id"], "pipeline_id": pipeline["id"],
+            "total_seconds": round(time.perf_counter() - t0, 2), "first_summary_ms": round(first_ms, 1),
+            "summary_count": counted}
+
+
+def db_rows(database_url: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    u = make_url(database_url)
+    conn = pymysql.connect(host=u.host or "127.0.0.1", port=u.port or 3306, user=u.username or "root",
+                           password=u.password or "", database=u.database, connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def settled_stage_changes(database_url: str, timeout: float = 15) -> int:
+    """The number of recorded stage changes once it stops moving (requests wrk abandoned at the end of a
+    run are still being served for a moment)."""
+    last, deadline = -1, time.monotonic() + timeout
+    while True:
+        count = int(db_rows(database_url, "SELECT COUNT(*) FROM deal_stage_changes")[0][0])
+        if count == last or time.monotonic() > deadline:
+            return count
+        last = count
+        time.sleep(0.5)
+
+
+def write_move_file(database_url: str, path: Path) -> None:
+    """move_deal_stage's deals with the stage each is in now (read from the database before every wrk
+    run: a warm-up or an earlier run has moved some of them)."""
+    ids = FIXTURES["move_deal_stage"]["deal_ids"]
+    current = dict(db_rows(database_url, "SELECT id, stage_id FROM deals WHERE id IN %s", (ids,)))
+    missing = [i for i in ids if i not in current]
+    if missing:
+        raise RuntimeError(f"move_deal_stage: {len(missing)} deals not found (first {missing[0]})")
+    path.write_text("".join(f"{i} {current[i]}\n" for i in ids))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,13 +752,22 @@ def metric_counts(client: Http) -> dict[str, float]:
 
 
 def run_wrk(scenario: str, args: argparse.Namespace, api_key: str, ids_file: Path, duration: float) -> dict[str, Any]:
+    fixture = FIXTURES.get(scenario, {})
     env = dict(os.environ)
     env["LUA_PATH"] = f"{LUA_DIR}/?.lua;;"
-    env["BENCH_API_KEY"] = "" if scenario == "hello" else api_key
+    env["BENCH_API_KEY"] = "" if scenario == "hello" else fixture.get("api_key", api_key)
     env["BENCH_IDS_FILE"] = str(ids_file)
     env["BENCH_BODY"] = json.dumps(SEARCH_BODY)
+    env["BENCH_WRK_THREADS"] = str(args.wrk_threads)
+    env.update(fixture.get("env", {}))
+    if scenario == "move_deal_stage":
+        settled_stage_changes(args.database_url)  # requests wrk left in flight at the end of a run finish first
+        move_file = ids_file.with_name("move_deals.txt")
+        write_move_file(args.database_url, move_file)
+        env["BENCH_MOVE_FILE"] = str(move_file)
+    path = fixture.get("path", PATHS[scenario])
     cmd = ["wrk", "-t", str(args.wrk_threads), "-c", str(args.connections), "-d", f"{max(1, round(duration))}s",
-           "--timeout", "5s", "-s", str(LUA_DIR / f"{scenario}.lua"), f"http://127.0.0.1:{args.port}{PATHS[scenario]}"]
+           "--timeout", "5s", "-s", str(LUA_DIR / f"{scenario}.lua"), f"http://127.0.0.1:{args.port}{path}"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 60)
     match = re.search(r"^BENCH_RESULT (.*)$", proc.stdout, re.M)
     if proc.returncode != 0 or not match:
@@ -585,11 +799,16 @@ def run_scenario(scenario: str, args: argparse.Namespace, api_key: str, ids_file
     before = metric_counts(client)
     log(f"scenario {scenario}: {args.duration:g} s at {args.connections} connections")
     spy = start_profile(server, scenario, args.duration - 1) if args.profile else None
+    moves_before = settled_stage_changes(args.database_url) if scenario == "move_deal_stage" else 0
     counts_before = counters.read()
     cpu_before = CpuSample(server)
     result = run_wrk(scenario, args, api_key, ids_file, args.duration)
     result["cpu"] = CpuSample(server).since(cpu_before, result["requests"])
     result["per_request"] = ServerCounters.per_request(counts_before, counters.read(), result["requests"])
+    if scenario == "move_deal_stage":
+        # Every answered request should be a real move (a recorded stage change), not a no-op to the same
+        # stage. Requests wrk left in flight at the end are still served (up to --connections more).
+        result["stage_changes"] = settled_stage_changes(args.database_url) - moves_before
     if spy:
         proc, path = spy
         try:
@@ -705,20 +924,20 @@ def evaluate(results: dict[str, dict[str, Any]]) -> None:
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
-    head = (f"{'scenario':<16} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>7} "
+    head = (f"{'scenario':<21} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>7} "
             f"{'x hello':>7}  {'target':<31} result")
     lines = [head, "-" * len(head)]
     for name, r in results.items():
         target = (f">={r['target_rps']} r/s, " if r["target_rps"] else "") + f"p95<={TARGET_P95_MS:g}ms, 0 err"
         verdict = "pass" if r["pass"] else "MISS (" + ", ".join(r["misses"]) + ")"
         ratio = f"{r['ratio_to_hello']:.2f}" if r["ratio_to_hello"] is not None else "-"
-        lines.append(f"{name:<16} {r['rps']:>8.0f} {r['p50_ms']:>7.2f} {r['p95_ms']:>7.2f} {r['p99_ms']:>7.2f} "
+        lines.append(f"{name:<21} {r['rps']:>8.0f} {r['p50_ms']:>7.2f} {r['p95_ms']:>7.2f} {r['p99_ms']:>7.2f} "
                      f"{r['errors']:>7} {ratio:>7}  {target:<31} {verdict}")
     return "\n".join(lines)
 
 
 def cpu_table(results: dict[str, dict[str, Any]]) -> str:
-    head = (f"{'CPU per request':<16} {'server ms':>9} {'mariadb ms':>10} {'redis ms':>8} {'wrk ms':>7} "
+    head = (f"{'CPU per request':<21} {'server ms':>9} {'mariadb ms':>10} {'redis ms':>8} {'wrk ms':>7} "
             f"{'SQL stmts':>9} {'redis cmds':>10} {'machine busy':>12} {'other procs':>11} {'load1':>6}")
     lines = [head, "-" * len(head)]
     for name, r in results.items():
@@ -728,7 +947,7 @@ def cpu_table(results: dict[str, dict[str, Any]]) -> str:
         q = r.get("per_request", {})
         stmts = q.get("db_questions")
         cmds = q.get("redis_commands")
-        lines.append(f"{name:<16} {fmt(m['server']):>9} {fmt(m['mariadb']):>10} {fmt(m['redis']):>8} "
+        lines.append(f"{name:<21} {fmt(m['server']):>9} {fmt(m['mariadb']):>10} {fmt(m['redis']):>8} "
                      f"{fmt(m['wrk']):>7} {'-' if stmts is None else f'{stmts:.1f}':>9} "
                      f"{'-' if cmds is None else f'{cmds:.1f}':>10} "
                      f"{c['machine_busy_pct']:>11.0f}% {c['other_pct_of_machine']:>10.0f}% "
@@ -743,6 +962,9 @@ def detail_lines(results: dict[str, dict[str, Any]]) -> list[str]:
             out.append(f"  {name}: non-2xx {r['non2xx']} {r['statuses_non2xx']}, socket {r['socket_error_detail']}")
         if r.get("redis_degraded"):
             out.append(f"  {name}: served without Redis (crm_redis_degraded_total): {r['redis_degraded']}")
+        if "stage_changes" in r:
+            out.append(f"  {name}: {r['stage_changes']} stage changes recorded for {r['requests']} answered requests "
+                       f"(the rest: requests still in flight when wrk stopped)")
         if "cache" in r:
             c = r["cache"]
             out.append(f"  {name}: record cache hit {c['hit']}, miss {c['miss']}, pending {c['pending']}"
@@ -885,8 +1107,19 @@ def main(argv: list[str] | None = None) -> int:
                     f"({BATCH} per request, {args.seed_parallel} in parallel)")
                 seeding = seed(client, args.seed_parallel)
                 contact_ids = seeding.pop("contact_ids")
+                company_ids = seeding.pop("company_ids")
                 log(f"seeded in {seeding['total_seconds']} s (companies {seeding['companies_seconds']} s, "
                     f"contacts {seeding['contacts_seconds']} s = {seeding['contact_records_per_second']} contacts/s)")
+                core = seed_crm_core(client, args.seed_parallel, wanted, company_ids, contact_ids,
+                                     provisioned["owner_user_id"])
+                if core:
+                    seeding["crm_core"] = core
+                    log("seeded " + seeding_core_text(core))
+                if "pipeline_summary_100k" in wanted:
+                    log(f"bulk-inserting {N_BULK_DEALS:,} live + {N_BULK_ARCHIVED:,} archived deals into a second "
+                        f"workspace's default pipeline (bench/bulk_deals.py, chunks of {BULK_CHUNK:,})")
+                    seeding["bulk"] = seed_bulk_deals(args, env)
+                    log("bulk " + seeding_bulk_text(seeding["bulk"]))
                 get_ids = random.Random(7).sample(contact_ids, min(GET_ID_SET, len(contact_ids)))
                 ids_file = tmp / "ids.txt"
                 ids_file.write_text("\n".join(get_ids) + "\n")
@@ -929,6 +1162,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"seeding: {seeding['companies']} companies + {seeding['contacts']} contacts in "
           f"{seeding['total_seconds']} s ({seeding['contact_records_per_second']} contacts/s through "
           f"batch/create, {args.seed_parallel} requests in flight)")
+    if "crm_core" in seeding:
+        print(f"seeding: {seeding_core_text(seeding['crm_core'])}")
+    if "bulk" in seeding:
+        print(f"seeding: {seeding_bulk_text(seeding['bulk'])}")
     print("\n".join(lines))
     if len(runs) > 1:
         print()
@@ -958,6 +1195,25 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(json.dumps(out, indent=2) + "\n")
         log(f"wrote {path}")
     return 1 if args.strict and not all_pass else 0
+
+
+def seeding_core_text(core: dict[str, Any]) -> str:
+    parts = []
+    if "deals" in core:
+        parts.append(f"{core['deals']} deals in the default pipeline in {core['deals_seconds']} s "
+                     f"({core['deal_records_per_second']} deals/s through batch/create; move_deal_stage rotates "
+                     f"over {N_MOVE_DEALS} of them, {core['move_stages'][0]!r} <-> {core['move_stages'][1]!r})")
+    if "activities" in core:
+        parts.append(f"{core['activities']} activities on one contact in {core['activities_seconds']} s "
+                     f"(batch/create)")
+    return "; ".join(parts)
+
+
+def seeding_bulk_text(bulk: dict[str, Any]) -> str:
+    return (f"{bulk['deals']:,} live + {bulk['archived']:,} archived deals bulk-inserted into a second workspace's "
+            f"default pipeline in {bulk['total_seconds']} s (generate {bulk['generate_seconds']} s, insert "
+            f"{bulk['insert_seconds']} s = {bulk['rows_per_second']:,} rows/s, ANALYZE {bulk['analyze_seconds']} s; "
+            f"first summary {bulk['first_summary_ms']} ms, counts {bulk['summary_count']:,})")
 
 
 def matrix_table(runs: list[dict[str, Any]], wanted: list[str]) -> str:

@@ -202,26 +202,31 @@ def linked_ids_many(uow: UnitOfWork, record_type: str, record_ids: list[str], ot
 
 
 def links_of_many(uow: UnitOfWork, record_type: str, record_ids: list[str], other_type: str) -> dict[str, list[Link]]:
-    """`links_of` for many records in one query (a page of deals and their contacts, primary flags included)."""
+    """`links_of` for many records (a page of deals and their contacts, primary flags included).
+    One query per stored direction: an OR across both made MariaDB scan the other table per link
+    (40 ms for a board column instead of under 2)."""
     if not record_ids:
         return {}
     other = model_of(other_type)
-    statement = (
-        select(Association, other.id)
-        .join(other, or_(
-            and_(Association.from_type == record_type, Association.from_id.in_(record_ids),
-                 Association.to_type == other_type, Association.to_id == other.id),
-            and_(Association.to_type == record_type, Association.to_id.in_(record_ids),
-                 Association.from_type == other_type, Association.from_id == other.id),
-        ))
-        .where(other.archived_at.is_(None))
-        .order_by(Association.created_at, Association.id)
+    directions = (
+        (Association.from_type, Association.from_id, Association.to_type, Association.to_id),
+        (Association.to_type, Association.to_id, Association.from_type, Association.from_id),
     )
+    rows: list[tuple[str, Association, str]] = []
+    for own_type, own_id, their_type, their_id in directions:
+        statement = (
+            select(Association, own_id, other.id)
+            .join(other, other.id == their_id)
+            .where(own_type == record_type, own_id.in_(record_ids), their_type == other_type,
+                   other.archived_at.is_(None))
+        )
+        rows.extend((record_id, row, other_id) for row, record_id, other_id in uow.session.execute(statement))
+    rows.sort(key=lambda entry: (entry[1].created_at, entry[1].id))
     found: dict[str, list[Link]] = {}
-    for row, other_id in uow.session.execute(statement):
-        record_id = row.to_id if (row.from_type, row.from_id) == (other_type, other_id) else row.from_id
-        found.setdefault(record_id, []).append(
-            Link(row.id, other_type, other_id, row.label, row.is_primary, row.created_at))
+    for record_id, row, other_id in rows:
+        links = found.setdefault(record_id, [])
+        if all(link.id != row.id for link in links):
+            links.append(Link(row.id, other_type, other_id, row.label, row.is_primary, row.created_at))
     return found
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import ColumnElement, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -82,6 +83,7 @@ class RecordService:
         self._properties = spec.property_map
         self._json_value = TypeAdapter(Any)
         self._page_adapter: TypeAdapter[Any] = TypeAdapter(builtins.list[spec.read_schema])  # type: ignore[name-defined]
+        self._page_columns = [getattr(spec.model, attr.key) for attr in sa_inspect(spec.model).column_attrs]
         if spec.custom_fields:
             custom.register_object(spec)  # the fields capability defines fields for registered objects only
 
@@ -122,7 +124,10 @@ class RecordService:
         keys = sort_keys(request.sorts, properties, model)
         # The bound values matter too: a cursor from one company's contacts must not page another's.
         sig = signature(keys, describe(request) + repr([(str(w), sorted(w.compile().params.items())) for w in where]))
-        statement = select(model)
+        # Plain rows (ORM columns, so tenancy and visibility criteria still apply) unless the capability
+        # renders records itself: building 50 tracked entities was a third of a list request.
+        plain = self._renders_plain_rows()
+        statement = select(*self._page_columns) if plain else select(model)
         condition = where_clause(request.filter_groups, properties, model)
         if condition is not None:
             statement = statement.where(condition)
@@ -140,7 +145,7 @@ class RecordService:
             if matched is not None:
                 statement = statement.where(matched)
         statement = apply_keyset(statement, keys, request.cursor, secret, sig, request.limit)
-        rows = list(uow.session.scalars(statement))
+        rows = list(uow.session.execute(statement) if plain else uow.session.scalars(statement))
         rows, cursor = next_cursor(rows, keys, request.limit, secret, sig)
         return _page(self._dump_page(rows), cursor)
 
@@ -234,8 +239,8 @@ class RecordService:
         values = dict(values)
         if isinstance(model, type) and issubclass(model, OwnedMixin):
             self._check_owner_visible(scope, values, creating=True)
-        if not allow_duplicate:
-            self._check_unique(uow, values, None)
+        # No look-up before the insert: the unique constraint decides, and _flush_new turns its
+        # IntegrityError into a 409 naming the existing record (one query less on every create).
         if self.spec.check_references:
             self.spec.check_references(uow, values)
         self._before_create(uow, values)
@@ -451,10 +456,13 @@ class RecordService:
     def _dump_page(self, rows: builtins.list[Any]) -> builtins.list[str]:
         """A page's record bodies. One pydantic pass for the whole page (a third cheaper than one per
         row) unless a capability renders records its own way (`_dump` overridden)."""
-        if type(self)._dump is not RecordService._dump or not rows:
+        if not self._renders_plain_rows() or not rows:
             return [self._dump(row) for row in rows]
         return [self._page_adapter.dump_json(self._page_adapter.validate_python(rows, from_attributes=True))
                 .decode()[1:-1]]
+
+    def _renders_plain_rows(self) -> bool:
+        return type(self)._dump is RecordService._dump
 
     def _dump(self, row: RecordMixin) -> str:
         return self.spec.read_schema.model_validate(row).model_dump_json()
