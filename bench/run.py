@@ -522,7 +522,8 @@ def seed_crm_core(client: Http, parallel: int, wanted: list[str], company_ids: l
         t0 = time.perf_counter()
         deals = batch_create(client, "deals", make_deals(rng, stages, company_ids, contact_ids), parallel)
         seconds = time.perf_counter() - t0
-        out.update(deals=len(deals), deals_seconds=round(seconds, 2), deal_records_per_second=round(len(deals) / seconds, 1))
+        out.update(deals=len(deals), deals_seconds=round(seconds, 2),
+                   deal_records_per_second=round(len(deals) / seconds, 1))
         move_ids = [d["id"] for d in deals[:N_MOVE_DEALS]]
         FIXTURES["move_deal_stage"] = {"deal_ids": move_ids, "env": {
             "BENCH_STAGE_A": open_stages[0]["id"], "BENCH_STAGE_B": open_stages[1]["id"]}}
