@@ -16,6 +16,18 @@ def encode_cursor(position: dict[str, Any], secret: str) -> str:
     return base64.urlsafe_b64encode(mac + payload).decode().rstrip("=")
 
 
+def decode_cursor_for(cursor: str | None, secret: str, **bound: Any) -> dict[str, Any]:
+    """Decode a cursor that must come from the same query: each `bound` value (the record, the filters)
+    must equal what the cursor was issued with, else 422. No cursor → an empty position."""
+    if cursor is None:
+        return {}
+    position = decode_cursor(cursor, secret)
+    if any(position.get(key) != value for key, value in bound.items()):
+        raise ValidationFailed("this cursor belongs to another query", errors=[
+            {"field": "cursor", "message": "cursor does not match this query", "code": "invalid"}])
+    return position
+
+
 def decode_cursor(cursor: str, secret: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))

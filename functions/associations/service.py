@@ -21,7 +21,7 @@ from layers.http.requests import validate
 from layers.queue.outbox import emit
 from shared.clock import isoformat, utcnow
 from shared.context import Scope
-from shared.cursors import decode_cursor, encode_cursor
+from shared.cursors import decode_cursor_for, encode_cursor
 from shared.errors import AppError, NotFound, ValidationFailed
 from shared.ids import new_id
 from shared.settings import get_settings
@@ -324,13 +324,7 @@ def list_associations(
     _check_linkable(to_object, "to_object")
     secret = get_settings().cursor_secret
     position = f"{object_type}:{record_id}:{to_object}"
-    after = ""
-    if cursor is not None:
-        decoded = decode_cursor(cursor, secret)
-        if decoded.get("of") != position:
-            raise ValidationFailed("this cursor belongs to another list", errors=[
-                {"field": "cursor", "message": "cursor does not match this list", "code": "invalid"}])
-        after = str(decoded.get("after", ""))
+    after = str(decode_cursor_for(cursor, secret, of=position).get("after", ""))
     with UnitOfWork(scope) as uow:
         ensure_visible(uow, object_type, record_id)
         other = model_of(to_object)

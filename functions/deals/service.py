@@ -47,7 +47,7 @@ from layers.records.search import SearchRequest, apply_keyset, next_cursor, sign
 from layers.records.service import ObjectSpec, RecordService, RecordView
 from shared.clock import isoformat, utcnow
 from shared.context import Actor, Scope
-from shared.cursors import decode_cursor, encode_cursor
+from shared.cursors import decode_cursor_for, encode_cursor
 from shared.errors import NotFound, ValidationFailed
 from shared.ids import new_id
 from shared.settings import get_settings
@@ -115,13 +115,8 @@ class DealService(RecordService):
 
     def stage_changes(self, scope: Scope, record_id: str, *, limit: int, cursor: str | None) -> StageChangePage:
         secret = get_settings().cursor_secret
-        before = None
-        if cursor is not None:
-            position = decode_cursor(cursor, secret)
-            if position.get("deal") != record_id:
-                raise ValidationFailed("this cursor belongs to another deal's stage changes", errors=[
-                    {"field": "cursor", "message": "cursor does not match this deal", "code": "invalid"}])
-            before = str(position.get("before", ""))
+        position = decode_cursor_for(cursor, secret, deal=record_id)
+        before = str(position.get("before", "")) if cursor is not None else None
         with UnitOfWork(scope) as uow:
             if uow.session.get(Deal, record_id) is None:  # archived deals keep their stage history
                 raise self._not_found(record_id)

@@ -23,7 +23,7 @@ from layers.records.custom import CustomObject, FieldDef
 from layers.records.service import RecordView
 from shared.clock import utcnow
 from shared.context import Scope
-from shared.cursors import decode_cursor, encode_cursor
+from shared.cursors import decode_cursor_for, encode_cursor
 from shared.errors import Conflict, NotFound, PreconditionFailed, UniqueConflict, ValidationFailed
 from shared.ids import new_id
 from shared.settings import get_settings
@@ -41,13 +41,7 @@ def list_fields(
 ) -> str:
     secret = get_settings().cursor_secret
     query = f"{object_type}|{include_archived}"
-    after = None
-    if cursor is not None:
-        position = decode_cursor(cursor, secret)
-        if position.get("q") != query:
-            raise ValidationFailed("this cursor belongs to another query", errors=[
-                {"field": "cursor", "message": "cursor does not match the filters", "code": "invalid"}])
-        after = str(position.get("after", ""))
+    after = str(decode_cursor_for(cursor, secret, q=query).get("after", "")) if cursor is not None else None
     with UnitOfWork(scope) as uow:
         rows = repository.page(uow, object_type=object_type, include_archived=include_archived, after_id=after,
                                limit=limit)

@@ -36,7 +36,7 @@ from layers.records.history import record_changes
 from layers.records.service import RecordService
 from shared.clock import as_utc, isoformat, utcnow
 from shared.context import Scope
-from shared.cursors import decode_cursor, encode_cursor
+from shared.cursors import decode_cursor_for, encode_cursor
 from shared.errors import Forbidden, NotFound, ValidationFailed
 from shared.ids import new_id
 from shared.settings import get_settings
@@ -76,10 +76,7 @@ def duplicates(scope: Scope, object_type: str, *, limit: int, cursor: str | None
         records = repository.load(uow, model, [record_id for group in groups for record_id in group])
         pairs = _scored_pairs(object_type, groups, records, min_score)
         if cursor is not None:
-            position = decode_cursor(cursor, secret)
-            if position.get("of") != object_type or position.get("min") != min_score:
-                raise ValidationFailed("this cursor belongs to another list", errors=[
-                    {"field": "cursor", "message": "cursor does not match this list", "code": "invalid"}])
+            position = decode_cursor_for(cursor, secret, of=object_type, min=min_score)
             after = (-float(position["score"]), str(position["a"]), str(position["b"]))
             pairs = [p for p in pairs if (-p[0], p[1], p[2]) > after]
         shown, more = pairs[:limit], len(pairs) > limit
@@ -341,13 +338,8 @@ def get(scope: Scope, merge_id: str) -> str:
 
 def list_merges(scope: Scope, *, object_type: str | None, limit: int, cursor: str | None) -> str:
     secret = get_settings().cursor_secret
-    before = None
-    if cursor is not None:
-        position = decode_cursor(cursor, secret)
-        if position.get("of") != object_type:
-            raise ValidationFailed("this cursor belongs to another list", errors=[
-                {"field": "cursor", "message": "cursor does not match this list", "code": "invalid"}])
-        before = str(position.get("before", ""))
+    position = decode_cursor_for(cursor, secret, of=object_type)
+    before = str(position.get("before", "")) if cursor is not None else None
     with UnitOfWork(scope) as uow:
         rows = repository.page(uow, object_type=object_type, before=before, limit=limit)
         more = len(rows) > limit

@@ -28,7 +28,7 @@ from layers.db.uow import UnitOfWork
 from layers.queue.outbox import emit
 from shared.clock import utcnow
 from shared.context import Scope
-from shared.cursors import decode_cursor, encode_cursor
+from shared.cursors import decode_cursor_for, encode_cursor
 from shared.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from shared.ids import new_id
 from shared.settings import get_settings
@@ -105,10 +105,7 @@ def live_pipeline_name(uow: UnitOfWork, pipeline_id: str) -> str | None:
 # ---- pipelines ----------------------------------------------------------------------------------------
 def list_pipelines(scope: Scope, *, limit: int, cursor: str | None, include_archived: bool) -> PipelinePage:
     secret = get_settings().cursor_secret
-    position = decode_cursor(cursor, secret) if cursor else {}
-    if cursor and position.get("a") != include_archived:
-        raise ValidationFailed("this cursor belongs to another query", errors=[
-            {"field": "cursor", "message": "cursor does not match include_archived", "code": "invalid"}])
+    position = decode_cursor_for(cursor, secret, a=include_archived)
     with UnitOfWork(scope) as uow:
         rows = repository.pipelines_page(uow.session, after_id=position.get("after"), limit=limit,
                                          include_archived=include_archived)

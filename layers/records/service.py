@@ -31,7 +31,7 @@ from layers.records.properties import PropertySpec, text_match
 from layers.records.search import SearchRequest, apply_keyset, describe, next_cursor, signature, sort_keys, where_clause
 from shared.clock import isoformat, utcnow
 from shared.context import Scope
-from shared.cursors import decode_cursor, encode_cursor
+from shared.cursors import decode_cursor_for, encode_cursor
 from shared.errors import AppError, Conflict, NotFound, PreconditionFailed, UniqueConflict, ValidationFailed
 from shared.ids import new_id
 from shared.settings import get_settings
@@ -161,10 +161,7 @@ class RecordService:
                 .limit(limit + 1)
             )
             if cursor is not None:
-                position = decode_cursor(cursor, secret)
-                if position.get("record") != record_id:
-                    raise ValidationFailed("this cursor belongs to another record's history", errors=[
-                        {"field": "cursor", "message": "cursor does not match this record", "code": "invalid"}])
+                position = decode_cursor_for(cursor, secret, record=record_id)
                 statement = statement.where(FieldHistory.id < str(position.get("before", "")))
             rows = list(uow.session.scalars(statement))
         more = len(rows) > limit
