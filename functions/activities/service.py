@@ -70,6 +70,7 @@ SPEC = ObjectSpec(
 
 
 class ActivityService(RecordService):
+    body_shows_links = True  # links
     # ---- reads -------------------------------------------------------------------------------------
     def get(self, scope: Scope, record_id: str, *, include_archived: bool = False) -> RecordView:
         # Not from the record cache: `links` depends on other records (archived ends are hidden) and on

@@ -238,6 +238,14 @@ def clear_primary(uow: UnitOfWork, *, a_type: str, a_id: str, b_type: str) -> No
     uow.session.flush()
 
 
+def _links_changed(uow: UnitOfWork, *records: tuple[str, str]) -> None:
+    """Tell each record's service its links changed (deals and activities show links in their bodies)."""
+    for object_type, record_id in dict.fromkeys(records):
+        service = _registry.get(object_type)
+        if service is not None and hasattr(service, "links_changed"):
+            service.links_changed(uow, record_id)
+
+
 def move_all(uow: UnitOfWork, *, record_type: str, from_id: str, to_id: str) -> list[dict[str, Any]]:
     """Re-point every link of `from_id` to `to_id` (a merge). Returns what moved, so it can be undone.
     Links the survivor already has are dropped from the merged record instead of duplicated."""
@@ -268,6 +276,8 @@ def move_all(uow: UnitOfWork, *, record_type: str, from_id: str, to_id: str) -> 
             uow.session.execute(update(Association).where(Association.id == row.id).values(
                 from_type=f_type, from_id=f_id, to_type=t_type, to_id=t_id))
     uow.session.flush()
+    _links_changed(uow, *[(e["to_type"], e["to_id"]) if (e["from_type"], e["from_id"]) == (record_type, from_id)
+                          else (e["from_type"], e["from_id"]) for e in moved])
     return moved
 
 
@@ -288,6 +298,7 @@ def restore_moved(uow: UnitOfWork, moved: list[dict[str, Any]]) -> None:
             for key, value in values.items():
                 setattr(row, key, value)
     uow.session.flush()
+    _links_changed(uow, *[(e["from_type"], e["from_id"]) for e in moved], *[(e["to_type"], e["to_id"]) for e in moved])
 
 
 # ---- the API's use cases (functions/associations/routes.py) ---------------------------------------------
@@ -370,6 +381,7 @@ def _associate(
     if created or row.is_primary != was_primary:
         emit(uow, event_type="association.created" if created else "association.updated",
              object_type="associations", record_id=row.id, data={"association": body})
+        _links_changed(uow, (a_type, a_id), (b_type, b_id))
     return row, created
 
 
@@ -391,6 +403,8 @@ def _dissociate(uow: UnitOfWork, *, a_type: str, a_id: str, b_type: str, b_id: s
              data={"association": _link_body(row, a_type, a_id)})
         uow.session.delete(row)
     uow.session.flush()
+    if rows:
+        _links_changed(uow, (a_type, a_id), (b_type, b_id))
     return len(rows)
 
 

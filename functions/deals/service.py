@@ -106,6 +106,7 @@ class _Leaving:
 
 
 class DealService(RecordService):
+    body_shows_links = True  # contact_ids / primary_contact_id
     # ---- reads ---------------------------------------------------------------------------------------
     def get(self, scope: Scope, record_id: str, *, include_archived: bool = False) -> RecordView:
         """From the database, not the record cache: the body holds the contacts this caller may see."""

@@ -370,6 +370,22 @@ class RecordService:
         update = data.model_dump(exclude_unset=True)
         return "updated", 200, self._update(uow, existing.id, update, None)
 
+    # ---- links ------------------------------------------------------------------------------------------
+    body_shows_links = False  # a capability whose record body lists its associations sets this
+
+    def links_changed(self, uow: UnitOfWork, record_id: str) -> None:
+        """A link of this record was added or removed elsewhere (the associations API, a merge). When the
+        body shows links, the record moves to a new version so ETags and If-None-Match stay truthful."""
+        if not self.body_shows_links:
+            return
+        row = uow.session.get(self.spec.model, record_id)
+        if row is not None:
+            row.updated_at = utcnow()
+            try:
+                uow.session.flush()
+            except StaleDataError:
+                raise Conflict("the record was changed by another request at the same time; retry") from None
+
     # ---- hooks a capability's service may override (deals: stage rules) -----------------------------
     def _before_create(self, uow: UnitOfWork, values: dict[str, Any]) -> None:
         """Adjust or refuse the values of a new record (inside the transaction)."""

@@ -403,3 +403,22 @@ def test_no_row_without_its_event(api: Api) -> None:
         count = uow.session.scalar(select(func.count()).select_from(Association))
     kinds = [kind for kind, _ in events(api)]
     assert count == 1 and kinds == ["association.created", "association.created", "association.removed"]
+
+
+def test_a_link_made_through_the_associations_api_moves_the_deals_etag(api: Api) -> None:
+    # GIVEN a deal read once (its body lists contact_ids) and a contact
+    deal = api.post("/v1/deals", {"name": "Renewal"}).json
+    first = api.get(f"/v1/deals/{deal['id']}")
+    contact = api.post("/v1/contacts", {"email": "buyer@example.com"}).json
+    # WHEN the contact is linked to the deal through the associations API
+    linked = api.post(f"/v1/deals/{deal['id']}/associations/contacts/{contact['id']}")
+    assert linked.status == 201
+    # THEN a conditional GET with the old ETag is not answered 304 with a stale body
+    again = api.get(f"/v1/deals/{deal['id']}", headers={"If-None-Match": first.header("ETag") or ""})
+    assert again.status == 200
+    assert again.json["contact_ids"] == [contact["id"]]
+    assert again.header("ETag") != first.header("ETag")
+    # AND removing the link moves it again
+    assert api.delete(f"/v1/deals/{deal['id']}/associations/contacts/{contact['id']}").status == 204
+    last = api.get(f"/v1/deals/{deal['id']}", headers={"If-None-Match": again.header("ETag") or ""})
+    assert last.status == 200 and last.json["contact_ids"] == []
