@@ -21,7 +21,8 @@ from functions.deals.activity_hooks import touch_last_activity
 from functions.workspaces.service import ensure_members
 from layers.db.base import RecordMixin
 from layers.db.uow import UnitOfWork
-from layers.records.history import FieldHistory
+from layers.http.requests import page_json
+from layers.records.history import FieldHistory, history_entry
 from layers.records.properties import PropertySpec
 from layers.records.service import BatchOperation, BatchOutcome, ObjectSpec, RecordService, RecordView
 from shared.clock import as_utc, isoformat, utcnow
@@ -217,14 +218,14 @@ class ActivityService(RecordService):
         if more:
             at, last_id, _ = page[-1]
             next_cursor = encode_cursor({"s": signature, "t": as_utc(at).isoformat(), "i": last_id}, secret)
-        return _page(bodies, next_cursor)
+        return page_json(bodies, next_cursor)
 
     def _timeline_entry(self, row: Any) -> str:
         if isinstance(row, Activity):
             head = {"kind": row.kind, "id": row.id, "at": isoformat(row.occurred_at)}
             return json.dumps(head, separators=(",", ":"))[:-1] + ',"activity":' + self._dump(row) + ',"change":null}'
         entry = {"kind": "history", "id": row.id, "at": isoformat(row.changed_at), "activity": None,
-                 "change": _history_entry(row)}
+                 "change": history_entry(row)}
         return json.dumps(entry, separators=(",", ":"))
 
     # ---- task lists --------------------------------------------------------------------------------
@@ -282,7 +283,7 @@ class ActivityService(RecordService):
             last = rows[-1]
             due = as_utc(last.due_at).isoformat() if last.due_at is not None else None
             next_cursor = encode_cursor({"s": signature, "d": due, "i": last.id}, secret)
-        return _page(bodies, next_cursor)
+        return page_json(bodies, next_cursor)
 
 
 activities = ActivityService(SPEC)
@@ -363,15 +364,3 @@ def _foreign_cursor(what: str) -> ValidationFailed:
         {"field": "cursor", "message": "cursor does not match this query", "code": "invalid"}])
 
 
-def _history_entry(row: FieldHistory) -> dict[str, Any]:
-    """The same shape as the record history routes answer (HistoryEntry)."""
-    return {
-        "id": row.id, "record_id": row.record_id, "action": row.action, "field": row.field,
-        "old_value": row.old_value, "new_value": row.new_value,
-        "actor": {"type": row.actor_type, "id": row.actor_id}, "source": row.source,
-        "request_id": row.request_id, "changed_at": isoformat(row.changed_at),
-    }
-
-
-def _page(bodies: list[str], cursor: str | None) -> str:
-    return '{"data":[' + ",".join(bodies) + '],"next_cursor":' + json.dumps(cursor) + "}"

@@ -16,8 +16,8 @@ from sqlalchemy import and_, delete, func, or_, select, union, union_all, update
 from functions.associations.models import Association
 from functions.associations.schemas import LINKABLE, BatchArchiveInput, BatchCreateInput
 from layers.db.uow import UnitOfWork
-from layers.http.problems import problem_body
-from layers.http.requests import validate
+from layers.http.problems import at_input, problem_body
+from layers.http.requests import page_json, validate
 from layers.queue.outbox import emit
 from shared.clock import isoformat, utcnow
 from shared.context import Scope
@@ -358,7 +358,7 @@ def list_associations(
                           "is_primary": bool(row.is_primary), "created_at": isoformat(row.created_at)},
                          separators=(",", ":")) for row in rows]
     next_cursor = encode_cursor({"of": position, "after": rows[-1].id}, secret) if more else None
-    return '{"data":[' + ",".join(bodies) + '],"next_cursor":' + json.dumps(next_cursor) + "}"
+    return page_json(bodies, next_cursor)
 
 
 def _associate(
@@ -443,7 +443,7 @@ def batch(scope: Scope, operation: Literal["create", "archive"], inputs: list[An
                 failed = True
                 problem = problem_body(error, scope.request_id)
                 if problem.get("errors"):
-                    problem["errors"] = [_at_input(e, index) for e in problem["errors"]]
+                    problem["errors"] = [at_input(e, index) for e in problem["errors"]]
                 results.append({"index": index, "status": error.status, "outcome": "error", "problem": problem})
         uow.commit()
     return (207 if failed else 200), json.dumps({"results": results}, separators=(",", ":"))
@@ -462,9 +462,3 @@ def _batch_one(uow: UnitOfWork, operation: str, raw: Any, index: int) -> dict[st
     return {"status": 200, "outcome": "removed", "removed": removed}
 
 
-def _at_input(error: dict[str, Any], index: int) -> dict[str, Any]:
-    prefix = f"inputs.{index}"
-    field = str(error.get("field", ""))
-    if field == prefix or field.startswith(prefix + "."):
-        return error
-    return {**error, "field": f"{prefix}.{field}" if field else prefix}

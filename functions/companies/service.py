@@ -15,7 +15,11 @@ from layers.records.service import ObjectSpec, RecordService
 from shared.errors import ValidationFailed
 
 
-def _check_references(uow: UnitOfWork, values: dict[str, Any]) -> None:
+def check_company_and_owner(uow: UnitOfWork, values: dict[str, Any]) -> None:
+    """For any record naming a company and an owner (contacts, deals, companies themselves): 422 unless
+    the company is live in this workspace and the owner is a member."""
+    if values.get("company_id") is not None:
+        ensure_active(uow, values["company_id"], field="company_id")
     if values.get("owner_id") is not None:
         ensure_members(uow, [values["owner_id"]], field="owner_id")
 
@@ -42,7 +46,7 @@ SPEC = ObjectSpec(
     text_fields=("name", "domain", "industry"),
     unique_field="domain",
     unique_key="domain_key",
-    check_references=_check_references,
+    check_references=check_company_and_owner,
     custom_fields=True,
 )
 companies = RecordService(SPEC)

@@ -1,28 +1,17 @@
 """Contact use cases: the shared record machinery, references checked through the owning capabilities."""
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 
 from functions.associations import service as associations
 from functions.companies import service as companies_service
 from functions.contacts.models import Contact
 from functions.contacts.schemas import LIFECYCLE_STAGES, ContactCreate, ContactRead, ContactUpdate
-from functions.workspaces.service import ensure_members
 from layers.db.uow import UnitOfWork
 from layers.records.properties import PropertySpec
 from layers.records.service import ObjectSpec, RecordService
 from shared.context import Scope
 from shared.errors import NotFound
-
-
-def _check_references(uow: UnitOfWork, values: dict[str, Any]) -> None:
-    if values.get("company_id") is not None:
-        companies_service.ensure_active(uow, values["company_id"], field="company_id")
-    if values.get("owner_id") is not None:
-        ensure_members(uow, [values["owner_id"]], field="owner_id")
-
 
 SPEC = ObjectSpec(
     object_type="contacts",
@@ -49,7 +38,7 @@ SPEC = ObjectSpec(
     text_fields=("first_name", "last_name", "email", "job_title"),
     unique_field="email",
     unique_key="email_key",
-    check_references=_check_references,
+    check_references=companies_service.check_company_and_owner,
     custom_fields=True,
 )
 contacts = RecordService(SPEC)

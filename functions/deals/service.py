@@ -38,9 +38,9 @@ from functions.deals.schemas import (
 from functions.pipelines import service as pipelines
 from functions.pipelines.schemas import StageRead
 from functions.pipelines.service import StageInfo
-from functions.workspaces.service import ensure_members
 from layers.db.base import RecordMixin
 from layers.db.uow import UnitOfWork
+from layers.http.requests import page_json
 from layers.queue.outbox import emit
 from layers.records.properties import PropertySpec
 from layers.records.search import SearchRequest, apply_keyset, next_cursor, signature, sort_keys
@@ -56,13 +56,6 @@ CONTACT_FIELDS = ("contact_ids", "primary_contact_id")
 _UOW = "deals.uow"  # session.info: the unit of work a lazily loaded row's contacts are read through
 _STAGES = "deals.stages"  # session.info: stage id → StageInfo, read once per unit of work
 _LEFT = "deals.left"  # session.info: deal id → the stage it is leaving in this write
-
-
-def _check_references(uow: UnitOfWork, values: dict[str, Any]) -> None:
-    if values.get("company_id") is not None:
-        companies_service.ensure_active(uow, values["company_id"], field="company_id")
-    if values.get("owner_id") is not None:
-        ensure_members(uow, [values["owner_id"]], field="owner_id")
 
 
 SPEC = ObjectSpec(
@@ -94,7 +87,7 @@ SPEC = ObjectSpec(
         PropertySpec("archived_at", "datetime"),
     ),
     text_fields=("name",),
-    check_references=_check_references,
+    check_references=companies_service.check_company_and_owner,
     custom_fields=True,
 )
 
@@ -165,8 +158,7 @@ class DealService(RecordService):
         statement = apply_keyset(repository.column_select(pipeline_id, stage_id), keys, cursor, secret, sig, limit)
         uow.session.info[_UOW] = uow
         rows, next_page = next_cursor(list(uow.session.scalars(statement)), keys, limit, secret, sig)
-        bodies = ",".join(self._dump(row) for row in rows)
-        return '{"data":[' + bodies + '],"next_cursor":' + json.dumps(next_page) + "}"
+        return page_json((self._dump(row) for row in rows), next_page)
 
     # ---- writes --------------------------------------------------------------------------------------
     def move_stage(self, scope: Scope, record_id: str, data: StageMove, *, expected_version: int | None) -> RecordView:

@@ -17,6 +17,7 @@ from functions.fields import repository, rules
 from functions.fields.models import FieldDefinition
 from functions.fields.schemas import FieldCreate, FieldRead, FieldUpdate
 from layers.db.uow import UnitOfWork
+from layers.http.requests import page_json
 from layers.queue.outbox import emit
 from layers.records import custom
 from layers.records.custom import CustomObject, FieldDef
@@ -47,7 +48,7 @@ def list_fields(
                                limit=limit)
     more, rows = len(rows) > limit, rows[:limit]
     next_cursor = encode_cursor({"after": rows[-1].id, "q": query}, secret) if more else None
-    return '{"data":[' + ",".join(_dump(row) for row in rows) + '],"next_cursor":' + json.dumps(next_cursor) + "}"
+    return page_json((_dump(row) for row in rows), next_cursor)
 
 
 def get_field(scope: Scope, field_id: str, *, include_archived: bool = False) -> RecordView:

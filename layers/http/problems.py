@@ -44,3 +44,12 @@ def field_errors(exc: ValidationError, *, prefix: tuple[str | int, ...] = ()) ->
 def validation_failed(exc: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> ValidationFailed:
     errors = field_errors(exc, prefix=prefix)
     return ValidationFailed(f"{len(errors)} field(s) failed validation", errors=errors)
+
+
+def at_input(error: dict[str, Any], index: int) -> dict[str, Any]:
+    """A field at fault inside batch input `index`, named from the body's root (`inputs.3.email`)."""
+    prefix = f"inputs.{index}"
+    field = str(error.get("field", ""))
+    if field == prefix or field.startswith(prefix + "."):
+        return error
+    return {**error, "field": f"{prefix}.{field}" if field else prefix}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from chalice.app import Request, Response
@@ -103,6 +104,11 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     else:
         text = json.dumps(body, separators=(",", ":"), default=str)
     return Response(body=text, status_code=status, headers={"Content-Type": JSON, **(headers or {})})
+
+
+def page_json(bodies: Iterable[str], next_cursor: str | None) -> str:
+    """`{"data": [...], "next_cursor": ...}` from record bodies that are already JSON."""
+    return '{"data":[' + ",".join(bodies) + '],"next_cursor":' + json.dumps(next_cursor) + "}"
 
 
 def record_response(body: str, version: int, status: int = 200) -> Response:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from layers.db.base import Base, IdColumn, JSONType, TenantMixin, UTCDateTime
 from layers.db.uow import UnitOfWork
-from shared.clock import utcnow
+from shared.clock import isoformat, utcnow
 from shared.ids import new_id
 
 
@@ -55,3 +55,13 @@ def record_changes(
                 changed_at=at,
             )
         )
+
+
+def history_entry(row: FieldHistory) -> dict[str, Any]:
+    """One history row as the API answers it (the history routes and timelines)."""
+    return {
+        "id": row.id, "record_id": row.record_id, "action": row.action, "field": row.field,
+        "old_value": row.old_value, "new_value": row.new_value,
+        "actor": {"type": row.actor_type, "id": row.actor_id}, "source": row.source,
+        "request_id": row.request_id, "changed_at": isoformat(row.changed_at),
+    }

@@ -21,11 +21,11 @@ from sqlalchemy.orm.exc import StaleDataError
 from layers.cache import records as record_cache
 from layers.db.base import OwnedMixin, RecordMixin
 from layers.db.uow import UnitOfWork
-from layers.http.problems import problem_body
-from layers.http.requests import validate
+from layers.http.problems import at_input, problem_body
+from layers.http.requests import page_json, validate
 from layers.queue.outbox import emit
 from layers.records import custom
-from layers.records.history import FieldHistory, record_changes
+from layers.records.history import FieldHistory, history_entry, record_changes
 from layers.records.owners import OwnedBy, owner_condition
 from layers.records.properties import PropertySpec, text_match
 from layers.records.search import SearchRequest, apply_keyset, describe, next_cursor, signature, sort_keys, where_clause
@@ -147,7 +147,7 @@ class RecordService:
         statement = apply_keyset(statement, keys, request.cursor, secret, sig, request.limit)
         rows = list(uow.session.execute(statement) if plain else uow.session.scalars(statement))
         rows, cursor = next_cursor(rows, keys, request.limit, secret, sig)
-        return _page(self._dump_page(rows), cursor)
+        return page_json(self._dump_page(rows), cursor)
 
     def history(self, scope: Scope, record_id: str, *, limit: int = 50, cursor: str | None = None) -> str:
         secret = get_settings().cursor_secret
@@ -166,8 +166,8 @@ class RecordService:
             rows = list(uow.session.scalars(statement))
         more = len(rows) > limit
         rows = rows[:limit]
-        bodies = [json.dumps(_history_entry(row), separators=(",", ":")) for row in rows]
-        return _page(bodies, encode_cursor({"before": rows[-1].id, "record": record_id}, secret) if more else None)
+        bodies = [json.dumps(history_entry(row), separators=(",", ":")) for row in rows]
+        return page_json(bodies, encode_cursor({"before": rows[-1].id, "record": record_id}, secret) if more else None)
 
     # ---- writes ------------------------------------------------------------------------------------
     def create(self, scope: Scope, data: BaseModel, *, allow_duplicate: bool = False) -> RecordView:
@@ -223,7 +223,7 @@ class RecordService:
                     failed = True
                     body = problem_body(error, scope.request_id)
                     if body.get("errors"):  # rule checks name bare fields; a batch names them per input
-                        body["errors"] = [_at_input(e, index) for e in body["errors"]]
+                        body["errors"] = [at_input(e, index) for e in body["errors"]]
                     problem = json.dumps(body, separators=(",", ":"))
                     results.append(f'{{"index":{index},"status":{error.status},"outcome":"error","problem":{problem}}}')
             uow.commit()
@@ -499,29 +499,9 @@ def _cached(view: RecordView) -> record_cache.CachedRecord:
     return record_cache.CachedRecord(view.version, view.archived, view.body)
 
 
-def _page(bodies: list[str], cursor: str | None) -> str:
-    return '{"data":[' + ",".join(bodies) + '],"next_cursor":' + json.dumps(cursor) + "}"
-
-
-def _at_input(error: dict[str, Any], index: int) -> dict[str, Any]:
-    prefix = f"inputs.{index}"
-    field = str(error.get("field", ""))
-    if field == prefix or field.startswith(prefix + "."):
-        return error
-    return {**error, "field": f"{prefix}.{field}" if field else prefix}
-
-
 def _input_id(raw: Any, index: int) -> str:
     if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
         raise ValidationFailed("each input needs an `id`", errors=[
             {"field": f"inputs.{index}.id", "message": "required", "code": "missing"}])
     return str(raw["id"])
 
-
-def _history_entry(row: FieldHistory) -> dict[str, Any]:
-    return {
-        "id": row.id, "record_id": row.record_id, "action": row.action, "field": row.field,
-        "old_value": row.old_value, "new_value": row.new_value,
-        "actor": {"type": row.actor_type, "id": row.actor_id}, "source": row.source,
-        "request_id": row.request_id, "changed_at": isoformat(row.changed_at),
-    }
