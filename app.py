@@ -5,19 +5,28 @@ module by name, after Sentry is initialised.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
+
 import sentry_sdk
 
 from functions.activities.routes import bp as activities
 from functions.associations.routes import bp as associations
+from functions.automations.routes import bp as automations
 from functions.companies.routes import bp as companies
 from functions.contacts.routes import bp as contacts
 from functions.deals.routes import bp as deals
+from functions.events.routes import bp as events
+from functions.exports.routes import bp as exports
 from functions.fields.routes import bp as fields
 from functions.fields.service import definitions_for
+from functions.imports.routes import bp as imports
+from functions.maintenance.routes import bp as maintenance
 from functions.merges.routes import bp as merges
 from functions.pipelines.routes import bp as pipelines
 from functions.reports.routes import bp as reports
 from functions.system.routes import bp as system
+from functions.webhooks.routes import bp as webhooks
 from functions.workspaces.routes import bp as workspaces
 from functions.workspaces.service import Resolver
 from functions.workspaces.teams import teammates
@@ -31,6 +40,7 @@ from layers.http.middleware import (
     IdempotencyMiddleware,
     RateLimitMiddleware,
 )
+from layers.queue.outbox import use_event_consumers
 from layers.records.custom import use_definitions_provider
 from layers.records.owners import use_teammates_provider
 from shared.settings import get_settings
@@ -49,9 +59,26 @@ app.register_middleware(ConditionalGetMiddleware(), "http")
 use_definitions_provider(definitions_for)
 use_teammates_provider(teammates)
 
-for blueprint in (system, workspaces, companies, contacts, pipelines, deals, activities, associations, fields, merges,
-                  reports):
-    app.register_blueprint(blueprint)
+# Every committed event goes to these job handlers (the webhooks fan-out and the automations engine).
+use_event_consumers(["webhooks_fanout", "automations_evaluate"])
+
+
+def _with_jobs_and_schedules(capability: str, blueprint: object) -> object:
+    """A capability's jobs.py and schedules.py add handlers to its Blueprint when imported."""
+    for module in ("jobs", "schedules"):
+        name = f"functions.{capability}.{module}"
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+    return blueprint
+
+
+for capability, blueprint in (
+    ("system", system), ("workspaces", workspaces), ("companies", companies), ("contacts", contacts),
+    ("pipelines", pipelines), ("deals", deals), ("activities", activities), ("associations", associations),
+    ("fields", fields), ("merges", merges), ("reports", reports), ("events", events), ("webhooks", webhooks),
+    ("imports", imports), ("exports", exports), ("automations", automations), ("maintenance", maintenance),
+):
+    app.register_blueprint(_with_jobs_and_schedules(capability, blueprint))  # type: ignore[arg-type]
 
 wsgi = ChaliceWSGIAdapter(
     app,

@@ -30,6 +30,9 @@ class Scope:
     # Record-level visibility: None sees every record of the workspace; otherwise only records
     # whose owner is one of these users (the caller and their teammates).
     visible_owner_ids: frozenset[str] | None = None
+    # Automation rules whose actions led to this change, oldest first: a rule met again in its own
+    # chain is a loop and stops (functions/automations).
+    causation: tuple[str, ...] = ()
 
     @property
     def can_write(self) -> bool:
@@ -44,8 +47,11 @@ class Scope:
         return ROLE_RANK[self.role] >= ROLE_RANK["admin"]
 
 
-def system_scope(workspace_id: str, *, source: str = "system", request_id: str = "") -> Scope:
+def system_scope(
+    workspace_id: str, *, source: str = "system", request_id: str = "", causation: tuple[str, ...] = ()
+) -> Scope:
     return Scope(
+        causation=causation,
         workspace_id=workspace_id,
         actor=Actor(type="system", id="system"),
         role="owner",

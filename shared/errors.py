@@ -81,6 +81,10 @@ class IdempotencyInProgress(Conflict):
     slug, title = "idempotency-in-progress", "A request with this Idempotency-Key is still running"
 
 
+class Gone(AppError):
+    status, slug, title = 410, "gone", "Gone"
+
+
 class PreconditionFailed(AppError):
     status, slug, title = 412, "precondition-failed", "The record changed since you read it"
 

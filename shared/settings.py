@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +37,29 @@ class Settings(BaseSettings):
     trusted_proxy_hops: int = Field(1, alias="TRUSTED_PROXY_HOPS")
     cursor_secret: str = Field("local-cursor-secret", alias="CURSOR_SECRET")
 
+    # AWS: boto3 reads AWS_ENDPOINT_URL itself (crm local points it at moto's server).
+    aws_region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    jobs_queue_url: str | None = Field(None, alias="JOBS_QUEUE_URL")  # None: look the queue up by name
+    jobs_dlq_url: str | None = Field(None, alias="JOBS_DLQ_URL")
+    jobs_queue_name: str = Field("crm-jobs", alias="JOBS_QUEUE_NAME")
+    files_bucket: str = Field("crm-local-files", alias="FILES_BUCKET")
+    worker_threads: int = Field(4, alias="WORKER_THREADS")
+    worker_wait_seconds: int = Field(10, alias="WORKER_WAIT_SECONDS", ge=0, le=20)
+    worker_visibility_timeout: int = Field(60, alias="WORKER_VISIBILITY_TIMEOUT", ge=5)
+    worker_max_receives: int = Field(5, alias="WORKER_MAX_RECEIVES")  # used when the queue has no redrive policy
+    worker_stop_timeout: int = Field(25, alias="WORKER_STOP_TIMEOUT")  # under ECS stopTimeout (30 s)
+    worker_metrics_port: int = Field(9100, alias="WORKER_METRICS_PORT")
+    relay_batch_size: int = Field(200, alias="RELAY_BATCH_SIZE")
+    relay_idle_seconds: float = Field(0.2, alias="RELAY_IDLE_SECONDS")
+    event_retention_days: int = Field(35, alias="EVENT_RETENTION_DAYS")  # the event log promises >= 30
+    # Webhook targets on private networks are refused (SSRF); tests and local mode may allow a few CIDRs.
+    webhook_allowed_private_cidrs: list[str] = Field(default_factory=list, alias="WEBHOOK_ALLOWED_PRIVATE_CIDRS")
+    webhook_timeout_seconds: float = Field(10.0, alias="WEBHOOK_TIMEOUT_SECONDS")
+    # An import job commits this many rows (or what it read in this many seconds) with its checkpoint,
+    # then hands over to its continuation: no job runs long, memory stays bounded.
+    import_chunk_rows: int = Field(1000, alias="IMPORT_CHUNK_ROWS", ge=1)
+    import_chunk_seconds: float = Field(10.0, alias="IMPORT_CHUNK_SECONDS", gt=0)
+
     @property
     def is_local(self) -> bool:
         return self.crm_env in ("local", "test")
@@ -53,6 +76,8 @@ class Settings(BaseSettings):
                 problems.append("FIREBASE_AUTH_EMULATOR_HOST switches token verification off")
             if self.cursor_secret == "local-cursor-secret":
                 problems.append("CURSOR_SECRET must be set")
+            if self.webhook_allowed_private_cidrs:
+                problems.append("WEBHOOK_ALLOWED_PRIVATE_CIDRS opens private networks to webhooks (local mode only)")
             if problems:
                 raise ValueError("refusing to start in production: " + "; ".join(problems))
         elif self.firebase_auth_emulator_host and self.crm_env != "local":

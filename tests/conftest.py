@@ -18,6 +18,13 @@ os.environ["DATABASE_URL"] = f"sqlite:///{_TMP}/crm.db"
 os.environ.pop("REDIS_URL", None)
 os.environ["FIREBASE_PROJECT_ID"] = "crm-test"
 os.environ["ACCESS_LOG"] = "false"
+# AWS is moto (in process, or its threaded server): never a real account, whatever the shell has.
+for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "JOBS_QUEUE_URL", "JOBS_DLQ_URL"):
+    os.environ.pop(_name, None)
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+os.environ["WEBHOOK_ALLOWED_PRIVATE_CIDRS"] = '["127.0.0.0/8"]'  # local receivers; SSRF tests clear it
 
 from collections.abc import Iterator  # noqa: E402
 
@@ -26,10 +33,14 @@ import pytest  # noqa: E402
 
 from layers.auth.firebase import FirebaseVerifier  # noqa: E402
 from layers.auth.verifier import use_verifier  # noqa: E402
+from layers.aws.clients import client, reset_clients  # noqa: E402
 from layers.cache.client import use_redis  # noqa: E402
 from layers.db.engine import get_engine  # noqa: E402
 from layers.db.migrate import upgrade  # noqa: E402
-from shared.settings import reset_settings  # noqa: E402
+from layers.queue.relay import Relay  # noqa: E402
+from layers.queue.sqs import Queues, create_queues, use_queues  # noqa: E402
+from layers.runtime.inline import InlineQueue  # noqa: E402
+from shared.settings import get_settings, reset_settings  # noqa: E402
 from tests.support.api import Api, provision  # noqa: E402
 from tests.support.firebase_keys import FirebaseTestIssuer  # noqa: E402
 
@@ -72,3 +83,29 @@ def api() -> Api:
 def other_api() -> Api:
     """A second, unrelated workspace — for the tenancy tests."""
     return provision(name="Other")
+
+
+@pytest.fixture
+def aws() -> Iterator[Queues]:
+    """moto in process: the jobs queue with its DLQ (redrive after 3 receives) and the files bucket."""
+    from moto import mock_aws
+
+    with mock_aws():
+        reset_clients()
+        queues = create_queues(max_receives=3, visibility_timeout=30)
+        use_queues(queues)
+        client("s3").create_bucket(Bucket=get_settings().files_bucket)
+        yield queues
+        use_queues(None)
+        reset_clients()
+
+
+@pytest.fixture
+def jobs() -> InlineQueue:
+    """Outbox rows straight to their handlers, in this thread: `jobs.run()` after a request.
+
+    Rows other tests of this process left unpublished are set aside first, so a test sees its own jobs."""
+    import app
+
+    Relay(lambda bodies: None).drain()
+    return InlineQueue(app.app)

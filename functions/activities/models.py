@@ -18,6 +18,9 @@ class Activity(RecordMixin, OwnedMixin, Base):
         Index("ix_activities_timeline", "workspace_id", "occurred_at", "id"),
         Index("ix_activities_list", "workspace_id", "archived_at", "id"),
         Index("ix_activities_fulltext", "subject", "body", mysql_prefix="FULLTEXT"),
+        # The reminder sweeps read across workspaces: tasks not yet reminded, by due time.
+        Index("ix_activities_due_reminders", "due_reminded_at", "due_at"),
+        Index("ix_activities_overdue_notices", "overdue_notified_at", "due_at"),
     )
 
     kind: Mapped[str] = mapped_column(String(16), nullable=False)  # note|task|call|meeting|email
@@ -33,6 +36,9 @@ class Activity(RecordMixin, OwnedMixin, Base):
     direction: Mapped[str | None] = mapped_column(String(8), nullable=True)  # inbound|outbound (emails)
     email_from: Mapped[str | None] = mapped_column(String(320), nullable=True)
     email_to: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)
+    # When `task.due` / `task.overdue` went out (functions/activities/schedules.py); a new due time clears both.
+    due_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    overdue_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     # Not a column: the activity's links (associations), set by the service when it loads or writes
     # one, so reads, history and events see them like a field. Compact form: {"contacts": [ids], ...}.

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import builtins
 import json
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.orm import object_session
 
 from functions.activities import rules
@@ -22,11 +23,12 @@ from functions.workspaces.service import ensure_members
 from layers.db.base import RecordMixin
 from layers.db.uow import UnitOfWork
 from layers.http.requests import page_json
+from layers.queue.outbox import emit
 from layers.records.history import FieldHistory, history_entry
 from layers.records.properties import PropertySpec
 from layers.records.service import BatchOperation, BatchOutcome, ObjectSpec, RecordService, RecordView
 from shared.clock import as_utc, isoformat, utcnow
-from shared.context import Scope
+from shared.context import Scope, system_scope
 from shared.cursors import decode_cursor, encode_cursor
 from shared.errors import Forbidden, ValidationFailed
 from shared.settings import get_settings
@@ -160,6 +162,8 @@ class ActivityService(RecordService):
         super()._flush_new(uow, row, values)
 
     def _before_update(self, uow: UnitOfWork, row: RecordMixin, changed: dict[str, Any]) -> None:
+        if "due_at" in changed:  # a new due time re-arms its reminders (flushed with the change)
+            row.due_reminded_at = row.overdue_notified_at = None  # type: ignore[attr-defined]
         if "links" not in changed:
             return
         added, removed = rules.link_changes(row.links or {}, changed["links"])  # type: ignore[attr-defined]
@@ -288,6 +292,97 @@ class ActivityService(RecordService):
 
 activities = ActivityService(SPEC)
 associations.register_object_type("activities", activities)
+
+
+# ---- reminders (functions/activities/schedules.py) ---------------------------------------------------
+REMINDER_WINDOW = timedelta(minutes=15)  # `task.due` goes out this long before the due time
+# A task already overdue for longer when first seen (before this feature, or after an outage) gets no
+# notice: it bounds the sweep's index range and spares subscribers a flood of stale news.
+OVERDUE_LOOKBACK = timedelta(days=7)
+REMINDER_BATCH = 500
+MAX_REMINDER_BATCHES = 20  # per reminder kind and run (10,000 tasks); the next run takes the rest
+
+
+@dataclass(frozen=True)
+class _Reminder:
+    event_type: str
+    mark: Any  # the column that records the notice went out
+
+
+_DUE = _Reminder("task.due", Activity.due_reminded_at)
+_OVERDUE = _Reminder("task.overdue", Activity.overdue_notified_at)
+
+
+def remind_tasks(*, now: datetime, batch_size: int = REMINDER_BATCH) -> dict[str, int]:
+    """Emit `task.due` for open tasks due within the reminder window and `task.overdue` for open tasks past
+    due, each once per due time (a conditional UPDATE of its mark decides which run sends it)."""
+    return {
+        "due": _remind(_DUE, now=now, earliest=now, before=now + REMINDER_WINDOW, batch_size=batch_size),
+        "overdue": _remind(_OVERDUE, now=now, earliest=now - OVERDUE_LOOKBACK, before=now, batch_size=batch_size),
+    }
+
+
+def _open_tasks(reminder: _Reminder, earliest: datetime, before: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (reminder.mark.is_(None), Activity.due_at >= earliest, Activity.due_at < before,
+            Activity.kind == "task", Activity.completed_at.is_(None), Activity.archived_at.is_(None))
+
+
+def _remind(reminder: _Reminder, *, now: datetime, earliest: datetime, before: datetime, batch_size: int) -> int:
+    sent = 0
+    for _ in range(MAX_REMINDER_BATCHES):
+        # Across workspaces (ix_activities_due_reminders / _overdue_notices), then each workspace's own
+        # unit of work: events belong to a workspace.
+        with UnitOfWork(unscoped=True) as uow:
+            found = list(uow.session.execute(
+                select(Activity.workspace_id, Activity.id).where(*_open_tasks(reminder, earliest, before))
+                .order_by(Activity.due_at, Activity.id).limit(batch_size)))
+        by_workspace: dict[str, builtins.list[str]] = {}
+        for workspace_id, task_id in found:
+            by_workspace.setdefault(workspace_id, []).append(task_id)
+        for workspace_id, task_ids in by_workspace.items():
+            sent += _remind_in_workspace(reminder, workspace_id, task_ids, now=now, earliest=earliest, before=before)
+        if len(found) < batch_size:
+            break
+    return sent
+
+
+def _remind_in_workspace(
+    reminder: _Reminder, workspace_id: str, task_ids: builtins.list[str], *, now: datetime, earliest: datetime,
+    before: datetime,
+) -> int:
+    sent = 0
+    with UnitOfWork(system_scope(workspace_id, source="worker")) as uow:
+        conditions = _open_tasks(reminder, earliest, before)
+        rows = list(uow.session.scalars(select(Activity).where(Activity.id.in_(task_ids), *conditions)
+                                        .order_by(Activity.id)))  # one lock order for concurrent sweeps
+        _fill_links(uow, rows)
+        for row in rows:
+            # Only the run whose UPDATE finds the mark unset (and the due time it read) sends the notice;
+            # the version is left alone: a reminder does not change what the task says.
+            claimed = uow.session.execute(
+                update(Activity).where(Activity.id == row.id, Activity.due_at == row.due_at, *conditions)
+                .values({reminder.mark: now}).execution_options(synchronize_session=False))
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            emit(uow, event_type=reminder.event_type, object_type="activities", record_id=row.id, data={
+                "id": row.id, "subject": row.subject, "due_at": isoformat(row.due_at) if row.due_at else None,
+                "owner_id": row.owner_id, "priority": row.priority, "links": row.links or {}})
+            sent += 1
+        uow.commit()
+    return sent
+
+
+def purge_archived(uow: UnitOfWork, *, archived_before: datetime, limit: int) -> int:
+    """Hard-delete up to `limit` activities archived before the cutoff, with their links; their field
+    history stays. Returns how many went (fewer than `limit`: none are left)."""
+    # Locked, so a restore racing the purge waits for it (and then finds nothing to restore).
+    ids = list(uow.session.scalars(select(Activity.id).where(Activity.archived_at < archived_before)
+                                   .order_by(Activity.archived_at, Activity.id).limit(limit).with_for_update()))
+    if ids:
+        associations.forget_records(uow, record_type="activities", record_ids=ids)
+        uow.session.execute(delete(Activity).where(Activity.id.in_(ids))
+                            .execution_options(synchronize_session=False))
+    return len(ids)
 
 
 # ---- helpers ---------------------------------------------------------------------------------------

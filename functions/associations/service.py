@@ -281,6 +281,19 @@ def move_all(uow: UnitOfWork, *, record_type: str, from_id: str, to_id: str) -> 
     return moved
 
 
+def forget_records(uow: UnitOfWork, *, record_type: str, record_ids: list[str]) -> int:
+    """Delete every link of these records (they are being purged). The other ends already hid them
+    (archived ends are not shown), so no other record's body changes. One statement per stored direction."""
+    if not record_ids:
+        return 0
+    removed = 0
+    for own_type, own_id in ((Association.from_type, Association.from_id), (Association.to_type, Association.to_id)):
+        result = uow.session.execute(delete(Association).where(own_type == record_type, own_id.in_(record_ids))
+                                     .execution_options(synchronize_session=False))
+        removed += result.rowcount  # type: ignore[attr-defined]
+    return removed
+
+
 def restore_moved(uow: UnitOfWork, moved: list[dict[str, Any]]) -> None:
     """Undo `move_all`: put each moved link back where it was (re-creating dropped ones)."""
     for entry in moved:

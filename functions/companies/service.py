@@ -1,15 +1,17 @@
 """Company use cases: the shared record machinery, plus what other capabilities may ask of companies."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from functions.associations import service as associations
 from functions.companies.models import Company
 from functions.companies.schemas import CompanyCreate, CompanyRead, CompanyUpdate
 from functions.workspaces.service import ensure_members
 from layers.db.uow import UnitOfWork
+from layers.records.custom import CustomUniqueValue
 from layers.records.properties import PropertySpec
 from layers.records.service import ObjectSpec, RecordService
 from shared.errors import ValidationFailed
@@ -66,3 +68,17 @@ def ensure_active(uow: UnitOfWork, company_id: str, *, field: str) -> None:
 def exists(uow: UnitOfWork, company_id: str, *, include_archived: bool = False) -> bool:
     company = uow.session.get(Company, company_id)
     return company is not None and (include_archived or company.archived_at is None)
+
+
+def purge_archived(uow: UnitOfWork, *, archived_before: datetime, limit: int) -> int:
+    """Hard-delete up to `limit` companies archived before the cutoff, with their links and custom unique
+    claims; their field history stays. Returns how many went (fewer than `limit`: none are left)."""
+    # Locked, so a restore racing the purge waits for it (and then finds nothing to restore).
+    ids = list(uow.session.scalars(select(Company.id).where(Company.archived_at < archived_before)
+                                   .order_by(Company.archived_at, Company.id).limit(limit).with_for_update()))
+    if ids:
+        associations.forget_records(uow, record_type="companies", record_ids=ids)
+        for statement in (delete(CustomUniqueValue).where(CustomUniqueValue.record_id.in_(ids)),
+                          delete(Company).where(Company.id.in_(ids))):
+            uow.session.execute(statement.execution_options(synchronize_session=False))
+    return len(ids)

@@ -45,6 +45,10 @@ class Deal(RecordMixin, OwnedMixin, Base):
     custom: Mapped[dict[str, object]] = mapped_column(JSONType, nullable=False, default=dict)
     stage_entered_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The last `deal.stale` notice: when it went out, and the last-touch moment it was about
+    # (coalesce(last_activity_at, stage_entered_at)). A later touch starts a new staleness period.
+    stale_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    stale_notified_for: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     # A deal's contacts are associations (functions/associations), not columns. The deals service puts
     # them on the row when it loads it and writes changes back, so the record machinery (change

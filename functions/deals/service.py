@@ -17,9 +17,10 @@ from __future__ import annotations
 import builtins
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, String, select, type_coerce
+from sqlalchemy import ColumnElement, String, delete, func, or_, select, type_coerce, update
 from sqlalchemy.orm import Session, object_session
 
 from functions.associations import service as associations
@@ -38,15 +39,17 @@ from functions.deals.schemas import (
 from functions.pipelines import service as pipelines
 from functions.pipelines.schemas import StageRead
 from functions.pipelines.service import StageInfo
+from functions.workspaces import service as workspaces
 from layers.db.base import RecordMixin
 from layers.db.uow import UnitOfWork
 from layers.http.requests import page_json
 from layers.queue.outbox import emit
+from layers.records.custom import CustomUniqueValue
 from layers.records.properties import PropertySpec
 from layers.records.search import SearchRequest, apply_keyset, next_cursor, signature, sort_keys
 from layers.records.service import ObjectSpec, RecordService, RecordView
-from shared.clock import isoformat, utcnow
-from shared.context import Actor, Scope
+from shared.clock import as_utc, isoformat, utcnow
+from shared.context import Actor, Scope, system_scope
 from shared.cursors import decode_cursor_for, encode_cursor
 from shared.errors import NotFound, ValidationFailed
 from shared.ids import new_id
@@ -407,3 +410,73 @@ def _invalid(field: str, message: str, code: str) -> ValidationFailed:
 deals = DealService(SPEC)
 associations.register_object_type("deals", deals)
 pipelines.use_stage_occupants(deals)
+
+
+# ---- stale deals (functions/deals/schedules.py) ------------------------------------------------------
+STALE_BATCH = 500
+MAX_STALE_BATCHES = 20  # per workspace and run (10,000 deals); the next hour takes the rest
+WORKSPACE_PAGE = 500
+
+
+def flag_stale_deals(*, now: datetime, batch_size: int = STALE_BATCH) -> dict[str, int]:
+    """Emit `deal.stale` for open deals without activity for the workspace's `stale_deal_days`, once per
+    staleness period: a later activity starts a new one. A deal without activities counts from entering
+    its stage."""
+    flagged = workspaces_seen = 0
+    after: str | None = None
+    while True:
+        page = workspaces.stale_deal_thresholds(after=after, limit=WORKSPACE_PAGE)
+        for workspace_id, days in page:
+            flagged += _flag_stale_in_workspace(workspace_id, days, now=now, batch_size=batch_size)
+        workspaces_seen += len(page)
+        if len(page) < WORKSPACE_PAGE:
+            return {"workspaces": workspaces_seen, "flagged": flagged}
+        after = page[-1][0]
+
+
+def _flag_stale_in_workspace(workspace_id: str, days: int, *, now: datetime, batch_size: int) -> int:
+    # The last sign of life: the latest activity; for a deal that never had one, entering its stage.
+    touched = func.coalesce(Deal.last_activity_at, Deal.stage_entered_at)
+    stale = (Deal.closed_at.is_(None), Deal.archived_at.is_(None), touched < now - timedelta(days=days),
+             # not yet flagged for this period: the notice was about an earlier touch, or there was none
+             or_(Deal.stale_notified_for.is_(None), Deal.stale_notified_for < touched))
+    flagged = 0
+    for _ in range(MAX_STALE_BATCHES):
+        with UnitOfWork(system_scope(workspace_id, source="worker")) as uow:
+            found = list(uow.session.execute(
+                select(Deal.id, Deal.name, Deal.owner_id, Deal.pipeline_id, Deal.stage_id, Deal.last_activity_at,
+                       touched.label("touched")).where(*stale).order_by(Deal.id).limit(batch_size)))
+            for deal in found:
+                # Only the run whose UPDATE still finds the deal unflagged sends the event (two sweeps at
+                # once: the second waits on the row, then matches nothing). The version is left alone.
+                claimed = uow.session.execute(
+                    update(Deal).where(Deal.id == deal.id, *stale)
+                    .values(stale_notified_at=now, stale_notified_for=deal.touched)
+                    .execution_options(synchronize_session=False))
+                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                    continue
+                since = as_utc(deal.touched) + timedelta(days=days)
+                emit(uow, event_type="deal.stale", object_type="deals", record_id=deal.id, data={
+                    "id": deal.id, "name": deal.name, "owner_id": deal.owner_id, "pipeline_id": deal.pipeline_id,
+                    "stage_id": deal.stage_id, "last_activity_at": isoformat(deal.last_activity_at)
+                    if deal.last_activity_at else None, "stale_since": isoformat(since), "stale_deal_days": days})
+                flagged += 1
+            uow.commit()
+        if len(found) < batch_size:
+            break
+    return flagged
+
+
+def purge_archived(uow: UnitOfWork, *, archived_before: datetime, limit: int) -> int:
+    """Hard-delete up to `limit` deals archived before the cutoff, with their contact links, stage changes
+    and custom unique claims; their field history stays. Returns how many went."""
+    # Locked, so a restore racing the purge waits for it (and then finds nothing to restore).
+    ids = list(uow.session.scalars(select(Deal.id).where(Deal.archived_at < archived_before)
+                                   .order_by(Deal.archived_at, Deal.id).limit(limit).with_for_update()))
+    if ids:
+        associations.forget_records(uow, record_type="deals", record_ids=ids)
+        for statement in (delete(DealStageChange).where(DealStageChange.deal_id.in_(ids)),
+                          delete(CustomUniqueValue).where(CustomUniqueValue.record_id.in_(ids)),
+                          delete(Deal).where(Deal.id.in_(ids))):
+            uow.session.execute(statement.execution_options(synchronize_session=False))
+    return len(ids)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from layers.db.base import Base, IdColumn, JSONType, RecordMixin, TenantMixin, UTCDateTime
@@ -33,6 +33,8 @@ class Workspace(Base):
     # Members (role `member`) see only records they or their teammates own.
     restrict_member_visibility: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False,
                                                              server_default=text("0"))
+    # Open deals without activity for this many days are flagged `deal.stale`; 0 turns it off.
+    stale_deal_days: Mapped[int] = mapped_column(Integer, nullable=False, default=14, server_default=text("14"))
 
 
 class Membership(TenantMixin, Base):

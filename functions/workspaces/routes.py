@@ -77,7 +77,7 @@ def get_settings_of_workspace() -> Response:
 
 
 @bp.route("/v1/workspace", methods=["PATCH"], name="workspaces_settings_update")
-@endpoint(summary="Rename the workspace or turn record-level visibility on or off", permission="admin", tag=TAG,
+@endpoint(summary="Rename the workspace or change its settings", permission="admin", tag=TAG,
           request=WorkspaceUpdate, response=WorkspaceSettingsRead, errors=(400, 422))
 def update_settings_of_workspace() -> Response:
     request = bp.current_request

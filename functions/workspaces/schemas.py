@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import EmailStr, Field, StrictBool, field_validator, model_validator
+from pydantic import EmailStr, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from shared.schemas import Page, ReadModel, StrictModel
 
@@ -97,12 +97,16 @@ class WorkspaceSettingsRead(ReadModel):
     created_at: datetime
     restrict_member_visibility: bool = Field(
         description="When true, members (role `member`) see only records they or their teammates own")
+    stale_deal_days: int = Field(
+        description="Open deals without activity for this many days are flagged with a `deal.stale` event; "
+                    "0 turns it off")
     role: Role | None = Field(None, description="The caller's role (null for API keys)")
 
 
 class WorkspaceUpdate(StrictModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     restrict_member_visibility: StrictBool | None = None
+    stale_deal_days: StrictInt | None = Field(None, ge=0, le=3650)
 
     @model_validator(mode="after")
     def _no_nulls(self) -> WorkspaceUpdate:

@@ -5,6 +5,7 @@ import hashlib
 import json
 import secrets
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from functions.pipelines.service import create_default_pipeline
@@ -160,7 +161,7 @@ def get_workspace(scope: Scope) -> WorkspaceSettingsRead:
 
 
 def update_workspace(scope: Scope, data: WorkspaceUpdate) -> WorkspaceSettingsRead:
-    """Rename, or turn record-level visibility on or off (it applies from the next request on)."""
+    """Rename, or change a setting: record-level visibility (from the next request on), stale-deal days."""
     with UnitOfWork(scope) as uow:
         workspace = _workspace(uow)
         changes = {k: {"old": getattr(workspace, k), "new": v}
@@ -186,7 +187,27 @@ def _workspace(uow: UnitOfWork) -> Workspace:
 def _settings_read(scope: Scope, workspace: Workspace) -> WorkspaceSettingsRead:
     return WorkspaceSettingsRead(id=workspace.id, name=workspace.name, created_at=workspace.created_at,
                                  restrict_member_visibility=workspace.restrict_member_visibility,
+                                 stale_deal_days=workspace.stale_deal_days,
                                  role=scope.role if scope.actor.type == "user" else None)
+
+
+def stale_deal_thresholds(*, after: str | None, limit: int) -> list[tuple[str, int]]:
+    """For platform sweeps: (workspace id, stale_deal_days) of workspaces that flag stale deals, by id."""
+    statement = (select(Workspace.id, Workspace.stale_deal_days).where(Workspace.stale_deal_days > 0)
+                 .order_by(Workspace.id).limit(limit))
+    if after is not None:
+        statement = statement.where(Workspace.id > after)
+    with UnitOfWork(unscoped=True) as uow:
+        return [(workspace_id, days) for workspace_id, days in uow.session.execute(statement)]
+
+
+def workspace_ids(*, after: str | None, limit: int) -> list[str]:
+    """For platform sweeps: every workspace's id, a page at a time in id order."""
+    statement = select(Workspace.id).order_by(Workspace.id).limit(limit)
+    if after is not None:
+        statement = statement.where(Workspace.id > after)
+    with UnitOfWork(unscoped=True) as uow:
+        return list(uow.session.scalars(statement))
 
 
 # ---- members ------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ _ERROR_TEXT = {
     403: "The credential may not do this",
     404: "No such record in this workspace",
     409: "Conflict: a unique value is taken (names the existing record) or a concurrent change",
+    410: "Gone: what the request points at is no longer kept (e.g. events older than the log keeps)",
     412: "If-Match names an older version",
     413: "Body larger than 1 MiB",
     415: "Body is not application/json",

@@ -37,6 +37,23 @@ REDIS_AVAILABLE.set(1)
 CACHE_LOOKUPS = Counter("crm_cache_lookups_total", "Record cache lookups", ["result"])
 RATE_LIMITED = Counter("crm_rate_limited_total", "Requests refused with 429", ["limit"])
 
+JOB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+JOBS_PROCESSED = Counter("crm_jobs_processed_total", "Jobs whose handler succeeded (message deleted)", ["handler"])
+JOBS_FAILED = Counter("crm_jobs_failed_total", "Job runs that raised", ["handler"])
+JOBS_RETRIED = Counter("crm_jobs_retried_total", "Failed jobs left on the queue for another receive", ["handler"])
+JOBS_DEAD_LETTERED = Counter(
+    "crm_jobs_dead_lettered_total", "Jobs sent to the dead-letter queue", ["handler", "reason"]
+)
+JOB_DURATION = Histogram("crm_job_duration_seconds", "Time a handler took", ["handler"], buckets=JOB_BUCKETS)
+JOB_QUEUE_LAG = Histogram(
+    "crm_job_queue_lag_seconds", "From a message being sent to a worker receiving it", buckets=JOB_BUCKETS
+)
+JOBS_IN_FLIGHT = Gauge("crm_jobs_in_flight", "Messages a worker holds right now", multiprocess_mode="livesum")
+OUTBOX_PUBLISHED = Counter("crm_outbox_published_total", "Outbox rows the relay published")
+OUTBOX_LAG = Histogram(
+    "crm_outbox_lag_seconds", "From an outbox row being written to the relay publishing it", buckets=JOB_BUCKETS
+)
+
 
 def render() -> tuple[bytes, str]:
     """The exposition text for /metrics (summed over worker processes when multiprocess)."""

@@ -28,7 +28,16 @@ from layers.records import custom
 from layers.records.history import FieldHistory, history_entry, record_changes
 from layers.records.owners import OwnedBy, owner_condition
 from layers.records.properties import PropertySpec, text_match
-from layers.records.search import SearchRequest, apply_keyset, describe, next_cursor, signature, sort_keys, where_clause
+from layers.records.search import (
+    FilterGroup,
+    SearchRequest,
+    apply_keyset,
+    describe,
+    next_cursor,
+    signature,
+    sort_keys,
+    where_clause,
+)
 from shared.clock import isoformat, utcnow
 from shared.context import Scope
 from shared.cursors import decode_cursor_for, encode_cursor
@@ -39,6 +48,22 @@ from shared.settings import get_settings
 ReferenceCheck = Callable[[UnitOfWork, dict[str, Any]], None]
 BatchOperation = Literal["create", "update", "upsert", "archive"]
 MAX_BATCH = 100
+
+
+_services: dict[str, RecordService] = {}
+
+
+def service_for(object_type: str) -> RecordService | None:
+    """The record service of an object type, by its plural (`contacts`, as events name it) or singular
+    (`contact`, as event types start) name, for layers that work on any object."""
+    found = _services.get(object_type)
+    if found is None:
+        found = next((s for s in _services.values() if s.spec.event_name == object_type), None)
+    return found
+
+
+def object_types() -> list[str]:
+    return sorted(_services)
 
 
 @dataclass(frozen=True)
@@ -72,6 +97,17 @@ class RecordView:
 
 
 @dataclass(frozen=True)
+class BatchResult:
+    """One input's result: `outcome` is created, updated, archived or error (then `error` says why)."""
+
+    index: int
+    status: int
+    outcome: str
+    view: RecordView | None = None
+    error: AppError | None = None
+
+
+@dataclass(frozen=True)
 class BatchOutcome:
     status: int  # 200 when every input succeeded, 207 otherwise
     body: str
@@ -86,6 +122,7 @@ class RecordService:
         self._page_columns = [getattr(spec.model, attr.key) for attr in sa_inspect(spec.model).column_attrs]
         if spec.custom_fields:
             custom.register_object(spec)  # the fields capability defines fields for registered objects only
+        _services[spec.object_type] = self
 
     # ---- reads -------------------------------------------------------------------------------------
     def get(self, scope: Scope, record_id: str, *, include_archived: bool = False) -> RecordView:
@@ -110,6 +147,28 @@ class RecordService:
     ) -> str:
         request = SearchRequest(limit=limit, cursor=cursor, include_archived=include_archived, owned_by=owned_by)
         return self.search(scope, request, where=where)
+
+    def matches(self, uow: UnitOfWork, record_id: str, groups: builtins.list[FilterGroup]) -> bool:
+        """Does the record match these filter groups now? The search language's own SQL decides, so a
+        webhook or automation filter means exactly what the same search would."""
+        model = self.spec.model
+        properties = self._filter_properties(uow, groups)
+        statement = select(model.id).where(model.id == record_id)
+        condition = where_clause(groups, properties, model)
+        if condition is not None:
+            statement = statement.where(condition)
+        return uow.session.execute(statement.limit(1)).first() is not None
+
+    def check_filter(self, uow: UnitOfWork, groups: builtins.list[FilterGroup]) -> None:
+        """Raise the search's own 422 for unknown properties or operators (at registration time)."""
+        where_clause(groups, self._filter_properties(uow, groups), self.spec.model)
+
+    def _filter_properties(self, uow: UnitOfWork, groups: builtins.list[FilterGroup]) -> dict[str, PropertySpec]:
+        properties = self._properties
+        if self.spec.custom_fields and any(f.property.startswith("custom_fields.") for g in groups for f in g.filters):
+            properties = {**properties, **{p.name: p for p in custom.search_properties(
+                uow, self.spec.object_type, self.spec.model)}}
+        return properties
 
     def search(self, scope: Scope, request: SearchRequest, *, where: tuple[ColumnElement[bool], ...] = ()) -> str:
         with UnitOfWork(scope) as uow:
@@ -205,29 +264,44 @@ class RecordService:
         self, scope: Scope, operation: BatchOperation, inputs: builtins.list[Any], *, allow_duplicate: bool = False
     ) -> BatchOutcome:
         """Each input in its own savepoint: one bad input fails alone; the rest commit together."""
+        results: builtins.list[str] = []  # `list` is a method name in this class
+        failed = False
+        with UnitOfWork(scope) as uow:
+            for result in self.batch_in(uow, operation, inputs, allow_duplicate=allow_duplicate):
+                index, error = result.index, result.error
+                if error is None:
+                    record = result.view.body if result.view is not None else "null"
+                    results.append(f'{{"index":{index},"status":{result.status},"outcome":"{result.outcome}",'
+                                   f'"record":{record}}}')
+                    continue
+                failed = True
+                body = problem_body(error, scope.request_id)
+                if body.get("errors"):  # rule checks name bare fields; a batch names them per input
+                    body["errors"] = [at_input(e, index) for e in body["errors"]]
+                problem = json.dumps(body, separators=(",", ":"))
+                results.append(f'{{"index":{index},"status":{error.status},"outcome":"error","problem":{problem}}}')
+            uow.commit()
+        return BatchOutcome(207 if failed else 200, '{"results":[' + ",".join(results) + "]}")
+
+    def batch_in(
+        self, uow: UnitOfWork, operation: BatchOperation, inputs: builtins.list[Any], *, allow_duplicate: bool = False
+    ) -> builtins.list[BatchResult]:
+        """The batch inside the caller's unit of work (imports run it per chunk): each input in its own
+        savepoint, so a failed one is undone alone; the caller commits the rest."""
         run = {"create": self._batch_create, "update": self._batch_update,
                "upsert": self._batch_upsert, "archive": self._batch_archive}[operation]
         if operation == "create" and allow_duplicate:
             run = self._batch_create_duplicates
-        results: builtins.list[str] = []  # `list` is a method name in this class
+        results: builtins.list[BatchResult] = []
         raw: Any
-        failed = False
-        with UnitOfWork(scope) as uow:
-            for index, raw in enumerate(inputs):
-                try:
-                    with uow.savepoint():
-                        outcome, status, view = run(uow, raw, index)
-                    record = view.body if view is not None else "null"
-                    results.append(f'{{"index":{index},"status":{status},"outcome":"{outcome}","record":{record}}}')
-                except AppError as error:
-                    failed = True
-                    body = problem_body(error, scope.request_id)
-                    if body.get("errors"):  # rule checks name bare fields; a batch names them per input
-                        body["errors"] = [at_input(e, index) for e in body["errors"]]
-                    problem = json.dumps(body, separators=(",", ":"))
-                    results.append(f'{{"index":{index},"status":{error.status},"outcome":"error","problem":{problem}}}')
-            uow.commit()
-        return BatchOutcome(207 if failed else 200, '{"results":[' + ",".join(results) + "]}")
+        for index, raw in enumerate(inputs):
+            try:
+                with uow.savepoint():
+                    outcome, status, view = run(uow, raw, index)
+                results.append(BatchResult(index, status, outcome, view))
+            except AppError as error:
+                results.append(BatchResult(index, error.status, "error", None, error))
+        return results
 
     # ---- the steps, inside a unit of work -----------------------------------------------------------
     def _create(self, uow: UnitOfWork, values: dict[str, Any], *, allow_duplicate: bool = False) -> RecordView:

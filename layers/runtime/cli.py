@@ -1,4 +1,4 @@
-"""The `crm` command: serve, local, migrate, workspace, invoke, openapi.
+"""The `crm` command: serve, worker, local, migrate, workspace, invoke, dlq, schedules, openapi.
 
 Imports stay inside the commands: `serve` must set PROMETHEUS_MULTIPROC_DIR before anything imports
 prometheus_client, and Sentry must start before the app module is imported.
@@ -37,6 +37,105 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
 
 @main.command()
+@click.option("--threads", type=int, default=None, help="Consumer threads (default WORKER_THREADS)")
+@click.option("--relay/--no-relay", default=True, show_default=True, help="Also run an outbox relay")
+@click.option("--scheduler", "run_scheduler", is_flag=True,
+              help="Also fire @schedule handlers locally (EventBridge Scheduler does it in AWS)")
+@click.option("--metrics-port", type=int, default=None, help="Prometheus port (default WORKER_METRICS_PORT; 0: off)")
+def worker(threads: int | None, relay: bool, run_scheduler: bool, metrics_port: int | None) -> None:
+    """Run the worker tier: consume the jobs queue, relay the outbox, (locally) fire schedules."""
+    import signal
+    import threading
+
+    settings = _check_settings()
+    if run_scheduler and not settings.is_local:
+        raise click.UsageError("--scheduler is the local stand-in for EventBridge Scheduler (CRM_ENV=local)")
+    from layers.observability.logging import configure_process_logging
+    from layers.observability.sentry import init_sentry
+
+    configure_process_logging()
+    init_sentry(settings)
+    import app as composition
+    from layers.queue.relay import Relay, sqs_publisher
+    from layers.queue.sqs import queues, send_job, sqs
+    from layers.queue.wakeup import Wakeup
+    from layers.runtime.dispatch import schedules
+    from layers.runtime.scheduler import LocalScheduler
+    from layers.runtime.worker import Worker
+
+    port = settings.worker_metrics_port if metrics_port is None else metrics_port
+    if port:
+        from prometheus_client import start_http_server
+
+        start_http_server(port)
+    resolved = queues()
+    consumer = Worker(composition.app, sqs(), resolved, threads=threads or settings.worker_threads,
+                      wait_seconds=settings.worker_wait_seconds, visibility_timeout=settings.worker_visibility_timeout)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        click.echo(f"signal {signum}: finishing messages in hand", err=True)
+        stop.set()
+        consumer.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    if relay:
+        outbox = Relay(sqs_publisher(resolved.jobs_url), batch_size=settings.relay_batch_size)
+        threading.Thread(target=outbox.run_forever, args=(stop,), name="outbox-relay", daemon=True,
+                         kwargs={"idle_seconds": settings.relay_idle_seconds, "wakeup": Wakeup()}).start()
+    local_scheduler = None
+    if run_scheduler:
+        local_scheduler = LocalScheduler(schedules(composition.app), lambda name: send_job(name))
+        local_scheduler.start()
+    click.echo(f"worker on {resolved.jobs_url} ({consumer.threads} threads, relay {'on' if relay else 'off'}, "
+               f"scheduler {'local' if local_scheduler else 'EventBridge'})", err=True)
+    finished = consumer.run(stop_timeout=settings.worker_stop_timeout)
+    if local_scheduler is not None:
+        local_scheduler.shutdown()
+    sys.exit(0 if finished else 1)
+
+
+@main.group()
+def dlq() -> None:
+    """Dead-lettered jobs: list them, send them back."""
+
+
+@dlq.command("list")
+@click.option("--limit", default=100, show_default=True, type=int)
+def dlq_list(limit: int) -> None:
+    """Print dead-lettered jobs as JSON lines: id, handler, reason, receive count, body."""
+    _check_settings()
+    from layers.queue.sqs import queues, sqs
+    from layers.runtime.worker import dead_letters
+
+    for entry in dead_letters(sqs(), queues(), limit=limit):
+        click.echo(json.dumps(entry))
+
+
+@dlq.command("redrive")
+@click.option("--id", "message_ids", multiple=True, help="Only these message ids (default: all)")
+@click.option("--limit", default=1000, show_default=True, type=int)
+def dlq_redrive(message_ids: tuple[str, ...], limit: int) -> None:
+    """Send dead-lettered jobs back to the jobs queue."""
+    _check_settings()
+    from layers.queue.sqs import queues, sqs
+    from layers.runtime.worker import redrive
+
+    moved = redrive(sqs(), queues(), message_ids=set(message_ids) or None, limit=limit)
+    click.echo(json.dumps({"redriven": moved}))
+
+
+@main.command()
+def schedules() -> None:
+    """Print every @schedule handler and its expression (what stacks/schedules.yaml must declare)."""
+    import app as composition
+    from layers.runtime.dispatch import schedules as registry
+
+    click.echo(json.dumps(registry(composition.app), indent=2, sort_keys=True))
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=3000, show_default=True, type=int)
 def local(host: str, port: int) -> None:
@@ -47,11 +146,15 @@ def local(host: str, port: int) -> None:
     LOCAL_DIR.mkdir(exist_ok=True)
     if not os.environ.get("REDIS_URL"):
         os.environ["REDIS_URL"] = _start_fake_redis()
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        _start_moto()
     settings = _check_settings()
     if settings.crm_env != "local":
         raise click.UsageError("crm local runs only with CRM_ENV=local")
     _migrate()
     _bootstrap_local_workspace()
+    _create_local_aws_resources()
+    _start_local_worker()
     click.echo(f"CRM API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", err=True)
     _serve(host, port, workers=1, threads=8)
 
@@ -180,6 +283,51 @@ def _start_fake_redis() -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
+def _start_moto() -> None:
+    """moto's server stands in for SQS and S3 (and the rest of AWS) in local mode."""
+    import logging
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per SQS long poll otherwise
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False).start()
+    os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def _create_local_aws_resources() -> None:
+    from layers.aws.clients import client
+    from layers.queue.sqs import create_queues
+    from shared.settings import get_settings
+
+    create_queues()
+    client("s3").create_bucket(Bucket=get_settings().files_bucket)
+
+
+def _start_local_worker() -> None:
+    """The worker tier as a child process (granian forks its workers: threads here would not survive)."""
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-m", "layers.runtime.cli", "worker", "--scheduler",
+                              "--threads", "2", "--metrics-port", "0"])
+    atexit.register(_stop_child, child)
+
+
+def _stop_child(child: Any) -> None:
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=30)
+        except Exception:
+            child.kill()
+
+
 def _bootstrap_local_workspace() -> None:
     """First run: a 'Local' workspace and an admin key, kept in .crm-local/ so later runs reuse it."""
     marker = LOCAL_DIR / "workspace.json"
@@ -194,3 +342,7 @@ def _bootstrap_local_workspace() -> None:
     marker.chmod(0o600)
     click.echo(f"created workspace {provisioned.workspace_id}\nAPI key (also in {marker}): {provisioned.api_key}",
                err=True)
+
+
+if __name__ == "__main__":
+    main()

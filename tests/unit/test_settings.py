@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from shared.settings import Settings
 
-_ENV_NAMES = ("CRM_ENV", "DATABASE_URL", "REDIS_URL", "FIREBASE_AUTH_EMULATOR_HOST", "CURSOR_SECRET")
+_ENV_NAMES = ("CRM_ENV", "DATABASE_URL", "REDIS_URL", "FIREBASE_AUTH_EMULATOR_HOST", "CURSOR_SECRET",
+              "WEBHOOK_ALLOWED_PRIVATE_CIDRS")
 SAFE_PRODUCTION: dict[str, Any] = {
     "CRM_ENV": "production",
     "DATABASE_URL": "mysql+pymysql://crm:pw@db.internal/crm",
@@ -117,3 +118,9 @@ def test_unknown_environment_name_is_refused() -> None:
     # GIVEN a CRM_ENV that is not one of local/test/production WHEN built THEN refused
     with pytest.raises(ValidationError):
         Settings(CRM_ENV="staging")
+
+
+def test_production_refuses_private_webhook_targets() -> None:
+    # GIVEN production with private networks opened to webhooks WHEN built THEN refused, naming the setting
+    message = _refusal(**{**SAFE_PRODUCTION, "WEBHOOK_ALLOWED_PRIVATE_CIDRS": ["10.0.0.0/8"]})
+    assert "WEBHOOK_ALLOWED_PRIVATE_CIDRS" in message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,7 +209,8 @@ def test_queues_are_encrypted_and_scheduler_may_only_send() -> None:
     role = template["Resources"]["SchedulerRole"]["Properties"]
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
 
-    # THEN both queues use SSE and the scheduler may send to the jobs queue only
+    # THEN both queues use SSE and the scheduler may only send, to the jobs
+    # queue and (for deliveries that keep failing) to the dead-letter queue
     assert set(queues) == {"JobsQueue", "DeadLetterQueue"}
     assert all(q["Properties"]["SqsManagedSseEnabled"] is True for q in queues.values())
     principal = role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
@@ -217,16 +219,101 @@ def test_queues_are_encrypted_and_scheduler_may_only_send() -> None:
         {
             "Effect": "Allow",
             "Action": "sqs:SendMessage",
-            "Resource": {"Fn::GetAtt": ["JobsQueue", "Arn"]},
+            "Resource": [
+                {"Fn::GetAtt": ["JobsQueue", "Arn"]},
+                {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+            ],
         }
     ]
     for output in (
         "JobsQueueUrl",
         "JobsQueueArn",
+        "DeadLetterQueueUrl",
         "DeadLetterQueueArn",
         "SchedulerRoleArn",
     ):
         assert output in template["Outputs"]
+
+
+# ---------------------------------------------------------------- schedules --
+def declared_schedules() -> dict[str, dict[str, Any]]:
+    return resources_of_type(stack("queues"), "AWS::Scheduler::Schedule")
+
+
+def test_schedules_in_the_template_are_exactly_the_apps_schedule_handlers() -> None:
+    # GIVEN the app's registry of @schedule handlers
+    import app  # the composition root; the root conftest has set the test environment
+    from layers.runtime.dispatch import schedules
+
+    registry = schedules(app.app)
+
+    # WHEN the schedules in the queues stack are read as (handler, expression)
+    declared = {
+        json.loads(s["Properties"]["Target"]["Input"])["handler"]: s["Properties"][
+            "ScheduleExpression"
+        ]
+        for s in declared_schedules().values()
+    }
+
+    # THEN they are the same, one schedule per handler (a difference means
+    # stacks/queues.yaml is stale: run `python stacks/generate_schedules.py`)
+    assert len(declared) == len(declared_schedules())
+    assert declared == registry
+
+
+def test_every_job_handler_reads_the_one_queue_the_worker_consumes() -> None:
+    # GIVEN the app's job handlers and the worker stack
+    from chalice.app import SQSEventConfig
+
+    import app
+    from shared.settings import get_settings
+
+    sources = [s for s in app.app.event_sources if isinstance(s, SQSEventConfig)]
+    worker = stack("worker")
+
+    # WHEN the queues they name are collected
+    named = {(s.queue, s.queue_arn) for s in sources}
+
+    # THEN every handler names the jobs queue (by its default name, never an
+    # ARN of its own), which is the single queue the worker stack is given
+    assert sources
+    assert named == {(get_settings().jobs_queue_name, None)}
+    assert {p for p in worker["Parameters"] if p.endswith("QueueUrl")} == {
+        "JobsQueueUrl",
+        "DeadLetterQueueUrl",
+    }
+
+
+def test_every_schedule_sends_its_handler_to_the_jobs_queue() -> None:
+    # GIVEN the schedules of the queues stack
+    schedules = declared_schedules()
+
+    # WHEN each one's target and timing are read
+    for logical_id, resource in schedules.items():
+        properties = resource["Properties"]
+        target = properties["Target"]
+        body = json.loads(target["Input"])
+
+        # THEN it sends exactly {"handler": NAME} to the jobs queue as the
+        # scheduler role, in the stack's group, on time (UTC, no flexible
+        # window), retries for an hour and then dead-letters
+        assert set(body) == {"handler"}
+        name = body["handler"]
+        assert logical_id == "".join(p.capitalize() for p in name.split("_")) + "Schedule"
+        assert properties["Name"] == name
+        assert properties["GroupName"] == {"Ref": "ScheduleGroup"}
+        assert properties["ScheduleExpressionTimezone"] == "UTC"
+        assert properties["FlexibleTimeWindow"] == {"Mode": "OFF"}
+        assert properties["State"] == "ENABLED"
+        assert target["Arn"] == {"Fn::GetAtt": ["JobsQueue", "Arn"]}
+        assert target["RoleArn"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+        assert target["RetryPolicy"] == {
+            "MaximumEventAgeInSeconds": 3600,
+            "MaximumRetryAttempts": 5,
+        }
+        assert target["DeadLetterConfig"] == {
+            "Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+        }
 
 
 # ------------------------------------------------------------ ECS services --
@@ -269,8 +356,33 @@ def test_secrets_reach_the_container_through_secrets_not_environment(name: str) 
         n for n in environment if any(w in n for w in ("SECRET", "PASSWORD", "DSN"))
     ]
     assert environment["CRM_ENV"] == "production"
-    assert {"REDIS_URL", "JOBS_QUEUE_URL"} <= set(environment)
+    assert {"REDIS_URL", "FILES_BUCKET", "AWS_REGION", "AWS_DEFAULT_REGION"} <= set(
+        environment
+    )
+    assert environment["FILES_BUCKET"] == {"Ref": "FilesBucketName"}
     assert definition["LogConfiguration"]["LogDriver"] == "awslogs"
+
+
+FILES_OBJECTS = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${FilesBucketName}/*"}
+FILES_BUCKET = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${FilesBucketName}"}
+QUEUES = [{"Ref": "JobsQueueArn"}, {"Ref": "DeadLetterQueueArn"}]
+# What each tier's task role may do, as {resource: actions}: the api only the
+# files bucket (its jobs go through the outbox, relayed by the worker); the
+# worker both queues (consume, relay, dead-letter, redrive) and the bucket.
+TASK_GRANTS: dict[str, list[tuple[Any, set[str]]]] = {
+    "api": [
+        (FILES_OBJECTS, {"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging",
+                         "s3:AbortMultipartUpload"}),
+        (FILES_BUCKET, {"s3:ListBucket"}),
+    ],
+    "worker": [
+        (QUEUES, {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                  "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}),
+        (FILES_OBJECTS, {"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging",
+                         "s3:AbortMultipartUpload"}),
+        (FILES_BUCKET, {"s3:ListBucket"}),
+    ],
+}
 
 
 @pytest.mark.parametrize("name", ["api", "worker"])
@@ -283,24 +395,38 @@ def test_task_roles_are_least_privilege(name: str) -> None:
         policies = roles[role]["Properties"].get("Policies", [])
         return [s for p in policies for s in p["PolicyDocument"]["Statement"]]
 
-    # THEN nothing is granted on "*", the app may use the jobs queue only, and
-    # only the ECS agent may read the named secrets
+    # THEN nothing is granted on "*", the app may use exactly its queues and
+    # the files bucket, and only the ECS agent may read the named secrets
     assert set(roles) == {"ExecutionRole", "TaskRole"}
     for role in roles:
         for statement in statements(role):
+            assert statement["Effect"] == "Allow"
             assert "*" not in as_list(statement["Resource"])
             assert all(
                 not action.endswith("*") for action in as_list(statement["Action"])
             )
-    task_statements = statements("TaskRole")
-    assert all(s["Resource"] == {"Ref": "JobsQueueArn"} for s in task_statements)
-    assert all(
-        a.startswith("sqs:") for s in task_statements for a in as_list(s["Action"])
-    )
+    granted = [
+        (s["Resource"], set(as_list(s["Action"]))) for s in statements("TaskRole")
+    ]
+    assert granted == TASK_GRANTS[name]
     assert "ManagedPolicyArns" not in roles["TaskRole"]["Properties"]
     assert [a for s in statements("ExecutionRole") for a in as_list(s["Action"])] == [
         "secretsmanager:GetSecretValue"
     ]
+
+
+def test_api_tier_has_no_queue_access_or_queue_parameters() -> None:
+    # GIVEN the api stack and the parameters the root passes to it
+    template = stack("api")
+    passed = load(ROOT_TEMPLATE)["Resources"]["ApiStack"]["Properties"]["Parameters"]
+
+    # WHEN its parameters and container environment are read
+    environment = {i["Name"] for i in list_items(container(template, "api")["Environment"])}
+
+    # THEN nothing about the jobs queue reaches it
+    assert not [p for p in template["Parameters"] if "Queue" in p]
+    assert not [p for p in passed if "Queue" in p]
+    assert not [n for n in environment if n.startswith("JOBS_")]
 
 
 # ---------------------------------------------------------------------- api --
@@ -413,12 +539,43 @@ def test_worker_runs_crm_worker_without_a_load_balancer() -> None:
     definition = container(template, "worker")
     service = only_resource(template, "AWS::ECS::Service")
 
-    # THEN it runs `crm worker`, takes no traffic and gets 120 s to stop
+    # THEN it runs `crm worker`, takes no traffic (its one port is Prometheus)
+    # and gets 30 s to stop, of which the worker itself uses 25
+    environment = {
+        item["Name"]: item["Value"] for item in list_items(definition["Environment"])
+    }
     assert definition["Command"] == ["crm", "worker"]
-    assert "PortMappings" not in definition
     assert "LoadBalancers" not in service
-    assert definition["StopTimeout"] == 120
     assert not resources_of_type(template, "AWS::ElasticLoadBalancingV2::TargetGroup")
+    assert [m["ContainerPort"] for m in definition["PortMappings"]] == [
+        {"Ref": "MetricsPort"}
+    ]
+    assert environment["WORKER_METRICS_PORT"] == {"Ref": "MetricsPort"}
+    assert resolved_default(template, {"Ref": "MetricsPort"}) == 9100
+    assert definition["StopTimeout"] == 30
+    assert int(environment["WORKER_STOP_TIMEOUT"]) == 25
+
+
+def test_worker_gets_both_queue_urls_from_the_queues_stack() -> None:
+    # GIVEN the worker container and what the root passes to the worker stack
+    environment = {
+        item["Name"]: item["Value"]
+        for item in list_items(container(stack("worker"), "worker")["Environment"])
+    }
+    passed = load(ROOT_TEMPLATE)["Resources"]["WorkerStack"]["Properties"]["Parameters"]
+
+    # WHEN the queue variables are followed back to their source
+    sources = {
+        name: passed[environment[name]["Ref"]]
+        for name in ("JOBS_QUEUE_URL", "JOBS_DLQ_URL", "FILES_BUCKET")
+    }
+
+    # THEN they are the queues stack's URLs and the data stack's bucket
+    assert sources == {
+        "JOBS_QUEUE_URL": {"Fn::GetAtt": ["QueuesStack", "Outputs.JobsQueueUrl"]},
+        "JOBS_DLQ_URL": {"Fn::GetAtt": ["QueuesStack", "Outputs.DeadLetterQueueUrl"]},
+        "FILES_BUCKET": {"Fn::GetAtt": ["DataStack", "Outputs.FilesBucketName"]},
+    }
 
 
 def test_worker_step_scales_1_to_10_on_visible_messages() -> None:
@@ -484,6 +641,32 @@ def test_redis_fails_over_and_encrypts_in_transit_and_at_rest() -> None:
     assert cache["TransitEncryptionEnabled"] is True
     assert cache["AtRestEncryptionEnabled"] is True
     assert template["Outputs"]["RedisUrl"]["Value"]["Fn::Sub"].startswith("rediss://")
+
+
+def test_files_bucket_is_private_encrypted_tls_only_and_expires_objects() -> None:
+    # GIVEN the data stack
+    template = stack("data")
+
+    # WHEN the files bucket and its policy are read
+    bucket = only_resource(template, "AWS::S3::Bucket")
+    policy = only_resource(template, "AWS::S3::BucketPolicy")
+    rules = bucket["LifecycleConfiguration"]["Rules"]
+    expire_all = [r for r in rules if "TagFilters" not in r and "Prefix" not in r]
+
+    # THEN it blocks public access, encrypts with SSE-S3, refuses plain HTTP,
+    # deletes every object after 30 days and exposes its name
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    encryption = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert policy["Bucket"] == {"Ref": "FilesBucket"}
+    [deny] = policy["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert len(expire_all) == 1
+    assert resolved_default(template, expire_all[0]["ExpirationInDays"]) == 30
+    assert expire_all[0]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
+    assert template["Outputs"]["FilesBucketName"]["Value"] == {"Ref": "FilesBucket"}
 
 
 # ------------------------------------------------------------ observability --

@@ -20,7 +20,8 @@ def _import_models() -> None:
     for package in pkgutil.iter_modules(functions.__path__):
         if (Path(functions.__path__[0]) / package.name / "models.py").exists():
             importlib.import_module(f"functions.{package.name}.models")
-    for module in ("layers.records.history", "layers.records.custom", "layers.queue.outbox"):
+    for module in ("layers.records.history", "layers.records.custom", "layers.queue.outbox",
+                   "layers.queue.receipts"):
         importlib.import_module(module)
 
 

@@ -1,0 +1,118 @@
+"""Pure rules of automations: which event meets which trigger, loops, the failure policy, schedules."""
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.triggers.cron import CronTrigger
+
+# Rule object types (singular, as in event types) → record services' object types (plural, as in URLs).
+PLURAL = {"contact": "contacts", "company": "companies", "deal": "deals", "activity": "activities"}
+TAGGED = frozenset({"contact", "company", "deal"})  # objects with a `tags` property
+TASK_LINKS = frozenset({"contact", "company", "deal"})  # objects a task can be linked to
+
+MAX_CHAIN = 5  # rules in one causal chain before the engine stops it, whichever rules they are
+PAUSE_AFTER = 5  # consecutive failed runs before a rule is paused
+SCHEDULE_CAP = 1_000  # records one scheduled firing acts on (the rest wait for the next firing)
+
+_EVENT_OF = {"record_created": "created", "record_updated": "updated", "field_changed": "updated"}
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_CRON = re.compile(r"^cron\((.+)\)$")
+_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")  # AWS numbers them 1-7 from Sunday
+
+
+def event_type_of(object_type: str, trigger_type: str) -> str | None:
+    """The event a trigger listens to (None for schedules, which no event fires)."""
+    if trigger_type == "deal_stage_changed":
+        return "deal.stage_changed"
+    suffix = _EVENT_OF.get(trigger_type)
+    return f"{object_type}.{suffix}" if suffix else None
+
+
+def trigger_matches(object_type: str, trigger: dict[str, Any], event_type: str, data: dict[str, Any]) -> bool:
+    if event_type != event_type_of(object_type, trigger["type"]):
+        return False
+    if trigger["type"] == "field_changed":
+        return trigger.get("field") in (data.get("changes") or {})
+    if trigger["type"] == "deal_stage_changed":
+        for name in ("to_stage_id", "from_stage_id"):
+            if trigger.get(name) and trigger[name] != data.get(name):
+                return False
+    return True
+
+
+def loop_reason(rule_id: str, causation: list[str]) -> str | None:
+    """Why a run must not act: the rule is already in the chain of rules that caused the event, or the
+    chain is too long (rules A→B→C→D→E→... that never meet themselves still must end)."""
+    if rule_id in causation:
+        return f"loop: this rule caused the event (chain: {' → '.join(causation)})"
+    if len(causation) >= MAX_CHAIN:
+        return f"loop: {len(causation)} rules in a row caused the event (chain: {' → '.join(causation)})"
+    return None
+
+
+def pause_reason(consecutive_failures: int, last_error: str) -> str | None:
+    if consecutive_failures < PAUSE_AFTER:
+        return None
+    return f"failed {consecutive_failures} times in a row: {last_error}"[:500]
+
+
+# ---- schedules -------------------------------------------------------------------------------------------
+def check_schedule(expression: str) -> None:
+    """Raise ValueError when the expression is not a rate or cron this engine can run."""
+    next_run(expression, datetime(2000, 1, 1, tzinfo=UTC))
+
+
+def next_run(expression: str, after: datetime) -> datetime:
+    """The first firing strictly after `after` (UTC)."""
+    rate = _RATE.match(expression.strip())
+    if rate:
+        amount, unit = int(rate.group(1)), rate.group(2).rstrip("s")
+        if amount < 1:
+            raise ValueError("a rate is at least 1")
+        return after + timedelta(**{f"{unit}s": amount})
+    cron = _CRON.match(expression.strip())
+    if not cron:
+        raise ValueError("expected rate(N minutes|hours|days) or cron(min hour day-of-month month day-of-week year)")
+    fired = _cron_trigger(cron.group(1)).get_next_fire_time(None, after + timedelta(seconds=1))
+    if fired is None:
+        raise ValueError("the cron expression never fires again")
+    return fired.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+def _cron_trigger(fields_text: str) -> CronTrigger:
+    fields = fields_text.split()
+    if len(fields) != 6:
+        raise ValueError("cron takes 6 fields: minute hour day-of-month month day-of-week year")
+    minute, hour, day, month, weekday, year = fields
+    if day != "?" and weekday != "?":
+        raise ValueError("cron: one of day-of-month and day-of-week must be ?")
+    if any(mark in field for field in fields for mark in ("W", "#")) or weekday.endswith("L"):
+        raise ValueError("cron: W, # and L in day-of-week are not supported")
+    day = "last" if day == "L" else day
+    try:
+        return CronTrigger(minute=minute, hour=hour, day=None if day == "?" else day, month=month,
+                           day_of_week=None if weekday == "?" else _weekdays(weekday), year=year, timezone=UTC)
+    except ValueError as exc:
+        raise ValueError(f"cron: {exc}") from None
+
+
+def _weekdays(value: str) -> str:
+    """AWS day-of-week (1-7 from Sunday, or SUN-SAT) → APScheduler's names, which start on Monday."""
+    def name(token: str) -> str:
+        if token.isdigit():
+            number = int(token)
+            if not 1 <= number <= 7:
+                raise ValueError("cron: day-of-week numbers are 1-7 (1 = Sunday)")
+            return _DAYS[number - 1].lower()
+        return token.lower()
+
+    parts = []
+    for part in value.split(","):
+        step = ""
+        if "/" in part:
+            part, step = part.split("/", 1)
+            step = "/" + step
+        parts.append("-".join(name(t) if t != "*" else t for t in part.split("-")) + step)
+    return ",".join(parts)

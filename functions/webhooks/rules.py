@@ -1,0 +1,59 @@
+"""Pure webhook rules: event type patterns, retry backoff, when to give up, secrets."""
+from __future__ import annotations
+
+import base64
+import re
+import secrets as random_source
+from datetime import datetime, timedelta
+from random import Random
+
+SECRET_PREFIX = "whsec_"
+PATTERN = re.compile(r"^(\*|[a-z][a-z0-9_]*\.(\*|[a-z][a-z0-9_]*))$")
+RETRY_BASE = timedelta(seconds=30)
+RETRY_CAP = timedelta(hours=1)
+GIVE_UP_AFTER = timedelta(hours=24)
+PREVIOUS_SECRET_GRACE = timedelta(hours=24)
+CLAIM_LEASE = timedelta(minutes=5)  # a claimed delivery is not sent again before its job had time to run
+LOG_RETENTION = timedelta(days=30)
+MAX_SUBSCRIPTIONS = 100
+
+
+def new_secret() -> str:
+    """`whsec_` and 32 random bytes, base64url."""
+    return SECRET_PREFIX + base64.urlsafe_b64encode(random_source.token_bytes(32)).decode().rstrip("=")
+
+
+def type_matches(pattern: str, event_type: str) -> bool:
+    """`*` matches everything, `contact.*` every contact event, anything else itself."""
+    if pattern == "*":
+        return True
+    if pattern.endswith(".*"):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
+
+
+def any_type_matches(patterns: list[str], event_type: str) -> bool:
+    return any(type_matches(p, event_type) for p in patterns)
+
+
+def object_prefixes(patterns: list[str]) -> set[str]:
+    """The object names the patterns are about (`contact` for `contact.*`); `*` names every object."""
+    return {"*" if p == "*" else p.split(".", 1)[0] for p in patterns}
+
+
+def retry_delay(attempts: int, rng: Random) -> timedelta:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempts-1))]."""
+    ceiling = min(RETRY_CAP, RETRY_BASE * (2 ** max(0, min(attempts - 1, 20))))
+    return timedelta(seconds=rng.uniform(0, ceiling.total_seconds()))
+
+
+def gives_up(first_attempt_at: datetime, now: datetime) -> bool:
+    return now - first_attempt_at >= GIVE_UP_AFTER
+
+
+def signing_secrets(secret: str, previous: str | None, previous_expires_at: datetime | None,
+                    now: datetime) -> list[str]:
+    """The current secret, and the previous one while its grace period lasts."""
+    if previous and previous_expires_at is not None and now < previous_expires_at:
+        return [secret, previous]
+    return [secret]

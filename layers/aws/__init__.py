@@ -1,0 +1,1 @@
+"""AWS clients (boto3), created lazily and swappable in tests."""

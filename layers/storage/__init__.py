@@ -1,0 +1,1 @@
+"""Files in the workspace's part of the files bucket (imports, exports)."""

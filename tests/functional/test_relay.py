@@ -1,0 +1,126 @@
+"""The outbox relay: only committed rows, marked sent only after SQS took them, and a relay killed
+between publishing and marking loses nothing and duplicates nothing a consumer acts on twice."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from layers.aws.clients import client
+from layers.db.uow import UnitOfWork
+from layers.queue.jobs import enqueue
+from layers.queue.outbox import OutboxEvent
+from layers.queue.relay import Relay, sqs_publisher
+from layers.queue.sqs import Queues
+from layers.runtime.worker import Worker
+from shared.context import system_scope
+from tests.support.api import Api
+from tests.support.jobs_app import JobsApp
+
+
+class RelayKilled(Exception):
+    """Stands for the process dying after SQS accepted the messages, before the COMMIT."""
+
+
+def _drain_queue(queues: Queues) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    while True:
+        reply = client("sqs").receive_message(QueueUrl=queues.jobs_url, MaxNumberOfMessages=10,
+                                              VisibilityTimeout=60, AttributeNames=["All"])
+        if not reply.get("Messages"):
+            return messages
+        messages += reply["Messages"]
+
+
+def _unpublished(workspace_id: str) -> int:
+    with UnitOfWork(unscoped=True) as uow:
+        return int(uow.session.scalar(select(func.count()).select_from(OutboxEvent).where(
+            OutboxEvent.workspace_id == workspace_id, OutboxEvent.published_at.is_(None))) or 0)
+
+
+def _consumed(workspace_id: str) -> list[str]:
+    with UnitOfWork(unscoped=True) as uow:
+        return list(uow.session.scalars(select(OutboxEvent.record_id).where(
+            OutboxEvent.workspace_id == workspace_id, OutboxEvent.event_type == "test.consumed")))
+
+
+def test_committed_rows_are_published_once_and_marked(aws: Queues, api: Api) -> None:
+    # GIVEN nothing pending from other tests, then two contacts created
+    Relay(lambda bodies: None).drain()
+    api.post("/v1/contacts", {"first_name": "A", "email": "a@example.com"})
+    api.post("/v1/contacts", {"first_name": "B", "email": "b@example.com"})
+    relay = Relay(sqs_publisher(aws.jobs_url), consumers=lambda: ("test_consume_event",))
+
+    # WHEN the relay runs twice
+    first, second = relay.run_once(), relay.run_once()
+
+    # THEN both events went out once, addressed to the consumer, with their sequences, and are marked
+    bodies = [json.loads(m["Body"]) for m in _drain_queue(aws)]
+    assert (first, second) == (2, 0) and _unpublished(api.workspace_id) == 0
+    assert [b["handler"] for b in bodies] == ["test_consume_event"] * 2
+    assert [b["payload"]["type"] for b in bodies] == ["contact.created", "contact.created"]
+    assert bodies[1]["payload"]["sequence"] == bodies[0]["payload"]["sequence"] + 1
+    assert all(b["job_id"] == f"{b['payload']['id']}:test_consume_event" for b in bodies)
+
+
+def test_a_relay_killed_after_publishing_loses_nothing_and_consumers_act_once(aws: Queues, api: Api) -> None:
+    # GIVEN a committed event, and a relay that dies right after SQS accepted its messages
+    Relay(lambda bodies: None).drain()
+    api.post("/v1/contacts", {"first_name": "A", "email": "a@example.com"})
+    publish = sqs_publisher(aws.jobs_url)
+
+    def publish_then_die(bodies: Sequence[str]) -> None:
+        publish(bodies)
+        raise RelayKilled
+
+    with pytest.raises(RelayKilled):
+        Relay(publish_then_die, consumers=lambda: ("test_consume_event",)).run_once()
+    still_pending = _unpublished(api.workspace_id)
+
+    # WHEN a healthy relay runs next, and the worker processes everything on the queue
+    Relay(publish, consumers=lambda: ("test_consume_event",)).run_once()
+    pending_after = _unpublished(api.workspace_id)
+    messages = _drain_queue(aws)
+    worker = Worker(JobsApp().app, client("sqs"), aws, threads=1, wait_seconds=0)
+    outcomes = [worker.process(m) for m in messages]
+
+    # THEN the row was not marked by the dead relay, SQS got it twice, and the consumer acted once
+    assert still_pending == 1 and pending_after == 0
+    assert len(messages) == 2 and len({json.loads(m["Body"])["job_id"] for m in messages}) == 1
+    assert outcomes == ["done", "done"]
+    assert len(_consumed(api.workspace_id)) == 1
+
+
+def test_nothing_is_marked_when_sqs_refuses(aws: Queues, api: Api) -> None:
+    # GIVEN a committed job and a queue URL that does not exist
+    Relay(lambda bodies: None).drain()
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        enqueue(uow, "test_work", {"key": "x"})
+        uow.commit()
+    broken = Relay(sqs_publisher(aws.jobs_url + "-missing"))
+
+    # WHEN the relay tries to publish
+    with pytest.raises(Exception):  # noqa: B017 - whatever botocore raises, the point is what is left
+        broken.run_once()
+
+    # THEN the job is still pending for the next pass
+    assert _unpublished(api.workspace_id) == 1
+    Relay(sqs_publisher(aws.jobs_url)).run_once()
+    assert [json.loads(m["Body"])["handler"] for m in _drain_queue(aws)] == ["test_work"]
+
+
+def test_a_job_of_a_rolled_back_unit_of_work_is_never_sent(aws: Queues, api: Api) -> None:
+    # GIVEN a unit of work that enqueues a job and then fails
+    Relay(lambda bodies: None).drain()
+    with pytest.raises(RuntimeError), UnitOfWork(system_scope(api.workspace_id)) as uow:
+        enqueue(uow, "test_work", {"key": "x"})
+        raise RuntimeError("the request failed after enqueueing")
+
+    # WHEN the relay runs
+    sent = Relay(sqs_publisher(aws.jobs_url)).run_once()
+
+    # THEN nothing was published
+    assert sent == 0 and _drain_queue(aws) == []

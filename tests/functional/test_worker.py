@@ -1,0 +1,217 @@
+"""The SQS worker against moto: acknowledgement per message, retries into the DLQ, poison messages,
+visibility extension, stop (SIGTERM) behaviour, the DLQ commands, at-least-once with effects once."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from layers.aws.clients import client
+from layers.db.uow import UnitOfWork
+from layers.queue.outbox import OutboxEvent
+from layers.queue.sqs import Queues
+from layers.runtime.cli import main
+from layers.runtime.worker import Worker, dead_letters, redrive
+from tests.support.api import Api
+from tests.support.jobs_app import JobsApp
+
+
+def _send(queues: Queues, handler: str, payload: dict[str, Any] | None = None, *, raw: str | None = None) -> str:
+    body = raw if raw is not None else json.dumps({"handler": handler, "payload": payload})
+    return str(client("sqs").send_message(QueueUrl=queues.jobs_url, MessageBody=body)["MessageId"])
+
+
+def _receive(queues: Queues, url: str | None = None, *, count: int = 10, visibility: int = 30) -> list[dict[str, Any]]:
+    reply = client("sqs").receive_message(QueueUrl=url or queues.jobs_url, MaxNumberOfMessages=count,
+                                          VisibilityTimeout=visibility, AttributeNames=["All"],
+                                          MessageAttributeNames=["All"])
+    return list(reply.get("Messages", []))
+
+
+def _depth(url: str) -> int:
+    attributes = client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def _worker(jobs_app: JobsApp, queues: Queues, **options: Any) -> Worker:
+    options = {"threads": 1, "wait_seconds": 0, "visibility_timeout": 30, "retry_base_seconds": 0, **options}
+    return Worker(jobs_app.app, client("sqs"), queues, **options)
+
+
+def test_each_message_is_deleted_only_after_its_handler_succeeds(aws: Queues) -> None:
+    # GIVEN two good jobs and one that fails
+    jobs_app = JobsApp()
+    for key, fails in (("a", 0), ("b", 1), ("c", 0)):
+        _send(aws, "test_work", {"key": key, "fail_times": fails})
+    worker = _worker(jobs_app, aws)
+
+    # WHEN the worker processes what it receives
+    outcomes = {json.loads(m["Body"])["payload"]["key"]: worker.process(m) for m in _receive(aws)}
+
+    # THEN the good ones are acknowledged one by one and the failing one stays on the queue
+    assert outcomes == {"a": "done", "b": "retry", "c": "done"}
+    (left,) = _receive(aws)
+    assert json.loads(left["Body"])["payload"]["key"] == "b"
+    assert left["Attributes"]["ApproximateReceiveCount"] == "2"
+
+
+def test_a_failing_job_is_retried_then_dead_lettered_by_the_queue(aws: Queues) -> None:
+    # GIVEN a job that always fails, on a queue that dead-letters after 3 receives
+    jobs_app = JobsApp()
+    _send(aws, "test_work", {"key": "doomed", "fail_times": 99})
+    worker = _worker(jobs_app, aws)
+
+    # WHEN the worker keeps receiving it
+    for _ in range(5):
+        for message in _receive(aws):
+            worker.process(message)
+
+    # THEN it ran max_receives times, and the redrive policy moved it to the DLQ
+    assert jobs_app.runs["doomed"] == aws.max_receives == 3
+    assert _depth(aws.jobs_url) == 0
+    (dead,) = dead_letters(client("sqs"), aws)
+    assert dead["handler"] == "test_work" and json.loads(dead["body"])["payload"]["key"] == "doomed"
+
+
+def test_a_job_that_fails_then_succeeds_runs_until_it_succeeds(aws: Queues) -> None:
+    # GIVEN a job that fails twice, with three receives allowed
+    jobs_app = JobsApp()
+    _send(aws, "test_work", {"key": "flaky", "fail_times": 2})
+    worker = _worker(jobs_app, aws)
+
+    # WHEN the worker keeps receiving
+    for _ in range(4):
+        for message in _receive(aws):
+            worker.process(message)
+
+    # THEN the third run succeeds, and nothing is left or dead-lettered
+    assert jobs_app.runs["flaky"] == 3 and jobs_app.finished == ["flaky"]
+    assert _depth(aws.jobs_url) == 0 and _depth(aws.dlq_url) == 0
+
+
+def test_poison_messages_go_to_the_dlq_at_once_with_their_reason(aws: Queues) -> None:
+    # GIVEN an unknown handler, a malformed payload and a body that is not a job at all
+    jobs_app = JobsApp()
+    _send(aws, "no_such_handler", {"key": "x"})
+    _send(aws, "test_work", {"seconds": "soon"})
+    _send(aws, "", raw="not json")
+    worker = _worker(jobs_app, aws)
+
+    # WHEN each is received once
+    outcomes = [worker.process(m) for m in _receive(aws)]
+
+    # THEN none is retried: each is in the DLQ with why, and no handler ran
+    assert outcomes == ["dead_letter"] * 3
+    assert _depth(aws.jobs_url) == 0 and not jobs_app.runs
+    reasons = sorted(d["reason"] for d in dead_letters(client("sqs"), aws))
+    assert reasons[0].startswith("malformed Work: key")
+    assert any("unknown handler 'no_such_handler'" in r for r in reasons)
+    assert any(r.startswith("not a job envelope") for r in reasons)
+
+
+def test_visibility_is_extended_while_a_long_job_runs(aws: Queues) -> None:
+    # GIVEN a job that runs three times longer than the visibility timeout
+    jobs_app = JobsApp()
+    _send(aws, "test_work", {"key": "long", "seconds": 6})
+    worker = _worker(jobs_app, aws, visibility_timeout=2)
+    threads = worker.start()
+
+    # WHEN another consumer polls while it runs
+    assert jobs_app.started.wait(5)
+    stolen = []
+    while "long" not in jobs_app.finished:
+        stolen += _receive(aws, visibility=1)
+        time.sleep(0.5)
+    worker.stop()
+    for thread in threads:
+        thread.join(10)
+
+    # THEN nobody else received it, it ran once, and it was deleted
+    assert stolen == []
+    assert jobs_app.runs["long"] == 1
+    assert _depth(aws.jobs_url) == 0
+
+
+def test_stop_finishes_the_message_in_hand_and_gives_back_the_rest(aws: Queues) -> None:
+    # GIVEN a worker that receives three messages at once, the first one slow
+    jobs_app = JobsApp()
+    _send(aws, "test_work", {"key": "first", "seconds": 1.5})
+    for key in ("second", "third"):
+        _send(aws, "test_work", {"key": key})
+    worker = _worker(jobs_app, aws, messages_per_receive=10, visibility_timeout=60)
+    result: list[bool] = []
+    runner = threading.Thread(target=lambda: result.append(worker.run(stop_timeout=10)))
+    runner.start()
+
+    # WHEN it is told to stop (what SIGTERM does) while the first runs
+    assert jobs_app.started.wait(5)
+    stopped_at = time.monotonic()
+    worker.stop()
+    runner.join(15)
+
+    # THEN the first finished and was deleted; the others were released at once (not after 60 s)
+    assert result == [True] and time.monotonic() - stopped_at < 10
+    assert jobs_app.finished == ["first"]
+    back = sorted(json.loads(m["Body"])["payload"]["key"] for m in _receive(aws))
+    assert back == ["second", "third"]
+
+
+def test_a_job_delivered_twice_has_its_effect_once(aws: Queues, api: Api) -> None:
+    # GIVEN the same job sent twice (at-least-once delivery)
+    jobs_app = JobsApp()
+    for _ in range(2):
+        _send(aws, "test_emit_once", {"key": "k-1", "workspace_id": api.workspace_id})
+    worker = _worker(jobs_app, aws)
+
+    # WHEN both copies are processed
+    outcomes = [worker.process(m) for m in _receive(aws)]
+
+    # THEN both are acknowledged, and the effect (one event) happened once
+    assert outcomes == ["done", "done"]
+    with UnitOfWork(unscoped=True) as uow:
+        count = uow.session.scalar(select(func.count()).select_from(OutboxEvent).where(
+            OutboxEvent.workspace_id == api.workspace_id, OutboxEvent.event_type == "test.done"))
+    assert count == 1
+
+
+def test_schedule_messages_run_their_schedule_handler(aws: Queues) -> None:
+    # GIVEN what EventBridge Scheduler sends: {"handler": NAME}
+    jobs_app = JobsApp()
+    client("sqs").send_message(QueueUrl=aws.jobs_url, MessageBody=json.dumps({"handler": "test_tick"}))
+
+    # WHEN the worker processes it
+    outcomes = [_worker(jobs_app, aws).process(m) for m in _receive(aws)]
+
+    # THEN the schedule handler ran
+    assert outcomes == ["done"] and jobs_app.ticks == 1
+
+
+def test_dlq_commands_list_and_redrive(aws: Queues) -> None:
+    # GIVEN two poison messages in the DLQ
+    jobs_app = JobsApp()
+    _send(aws, "gone_a", {"key": "a"})
+    _send(aws, "gone_b", {"key": "b"})
+    worker = _worker(jobs_app, aws)
+    for message in _receive(aws):
+        worker.process(message)
+
+    # WHEN an operator lists them, redrives one by id, then the rest
+    listed = CliRunner().invoke(main, ["dlq", "list"])
+    entries = [json.loads(line) for line in listed.output.splitlines()]
+    first = next(e for e in entries if e["handler"] == "gone_a")
+    one = CliRunner().invoke(main, ["dlq", "redrive", "--id", first["message_id"]])
+    remaining = dead_letters(client("sqs"), aws)
+    rest = redrive(client("sqs"), aws)
+
+    # THEN the listing names handler and reason, and each redrive moved what it said
+    assert listed.exit_code == 0 and {e["handler"] for e in entries} == {"gone_a", "gone_b"}
+    assert all("unknown handler" in e["reason"] for e in entries)
+    assert json.loads(one.output) == {"redriven": 1}
+    assert [e["handler"] for e in remaining] == ["gone_b"]
+    assert rest == 1 and _depth(aws.dlq_url) == 0
+    assert sorted(json.loads(m["Body"])["handler"] for m in _receive(aws)) == ["gone_a", "gone_b"]

@@ -1,0 +1,74 @@
+"""A small app of job handlers with controllable behaviour, for testing the worker runtime itself."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from chalice.app import CloudWatchEvent, SQSEvent
+from pydantic import BaseModel
+
+from layers.db.uow import UnitOfWork
+from layers.http.chalice_app import CrmChalice
+from layers.queue.jobs import first_time, job_payloads
+from layers.queue.outbox import emit
+from shared.context import system_scope
+
+
+class Work(BaseModel):
+    key: str
+    seconds: float = 0.0
+    fail_times: int = 0
+    workspace_id: str | None = None
+
+
+class JobsApp:
+    """Handlers record what they did; `fail_times` makes a key fail that many runs before succeeding."""
+
+    def __init__(self) -> None:
+        self.app = CrmChalice(app_name="jobs-test", configure_logs=False)
+        self.runs: Counter[str] = Counter()
+        self.finished: list[str] = []
+        self.started = threading.Event()
+        self.lock = threading.Lock()
+        self.ticks = 0
+
+        @self.app.on_sqs_message(queue="crm-jobs", name="test_work")
+        def test_work(event: SQSEvent) -> None:
+            for work in job_payloads(event, Work):
+                self._work(work)
+
+        @self.app.on_sqs_message(queue="crm-jobs", name="test_emit_once")
+        def test_emit_once(event: SQSEvent) -> None:
+            for work in job_payloads(event, Work):
+                assert work.workspace_id
+                with UnitOfWork(system_scope(work.workspace_id, source="worker")) as uow:
+                    if first_time(uow, f"test_emit_once:{work.key}"):
+                        emit(uow, event_type="test.done", object_type="tests", record_id=work.key, data={})
+                    uow.commit()
+
+        @self.app.on_sqs_message(queue="crm-jobs", name="test_consume_event")
+        def test_consume_event(event: SQSEvent) -> None:
+            for record in event:
+                body = json.loads(record.body)
+                with UnitOfWork(system_scope(body["workspace_id"], source="worker")) as uow:
+                    if first_time(uow, f"test_consume_event:{body['id']}"):
+                        emit(uow, event_type="test.consumed", object_type="tests", record_id=body["id"], data={})
+                    uow.commit()
+
+        @self.app.schedule("rate(5 minutes)", name="test_tick")
+        def test_tick(event: CloudWatchEvent) -> None:
+            self.ticks += 1
+
+    def _work(self, work: Work) -> Any:
+        with self.lock:
+            self.runs[work.key] += 1
+            attempt = self.runs[work.key]
+        self.started.set()
+        time.sleep(work.seconds)
+        if attempt <= work.fail_times:
+            raise RuntimeError(f"{work.key} fails on run {attempt}")
+        with self.lock:
+            self.finished.append(work.key)

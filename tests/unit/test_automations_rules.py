@@ -1,0 +1,80 @@
+"""The pure rules of automations: triggers meeting events, loops, the failure policy, schedules."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from functions.automations import rules
+
+NOON = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)  # a Thursday
+
+
+@pytest.mark.parametrize(("trigger", "event_type", "data", "met"), [
+    ({"type": "record_created"}, "contact.created", {}, True),
+    ({"type": "record_created"}, "contact.updated", {}, False),
+    ({"type": "record_updated"}, "contact.updated", {"changes": {"tags": {}}}, True),
+    ({"type": "record_updated"}, "company.updated", {}, False),
+    ({"type": "field_changed", "field": "job_title"}, "contact.updated", {"changes": {"job_title": {}}}, True),
+    ({"type": "field_changed", "field": "job_title"}, "contact.updated", {"changes": {"tags": {}}}, False),
+    ({"type": "field_changed", "field": "custom_fields.tier"}, "contact.updated",
+     {"changes": {"custom_fields.tier": {}}}, True),
+])
+def test_contact_triggers_meet_their_events(trigger: dict[str, str], event_type: str, data: dict[str, object],
+                                            met: bool) -> None:
+    # GIVEN a contact rule's trigger and an event
+    # WHEN they are compared
+    # THEN the trigger is met only by its own event (and, for field_changed, its field)
+    assert rules.trigger_matches("contact", trigger, event_type, data) is met
+
+
+def test_stage_triggers_check_both_ends_of_the_move() -> None:
+    # GIVEN a trigger on moves from stage A to stage B
+    trigger = {"type": "deal_stage_changed", "from_stage_id": "A", "to_stage_id": "B"}
+
+    # THEN only that move meets it
+    assert rules.trigger_matches("deal", trigger, "deal.stage_changed", {"from_stage_id": "A", "to_stage_id": "B"})
+    assert not rules.trigger_matches("deal", trigger, "deal.stage_changed", {"from_stage_id": "C", "to_stage_id": "B"})
+    assert not rules.trigger_matches("deal", trigger, "deal.updated", {"from_stage_id": "A", "to_stage_id": "B"})
+
+
+def test_a_rule_in_its_own_chain_or_a_long_chain_is_a_loop() -> None:
+    # THEN a rule meeting itself, or a sixth rule in a row, stops; a short chain of others does not
+    assert rules.loop_reason("R", []) is None
+    assert rules.loop_reason("R", ["A", "B"]) is None
+    assert "caused the event" in (rules.loop_reason("R", ["A", "R"]) or "")
+    assert "5 rules in a row" in (rules.loop_reason("R", ["A", "B", "C", "D", "E"]) or "")
+
+
+def test_the_fifth_failure_in_a_row_pauses() -> None:
+    # GIVEN four failures, then a fifth
+    # THEN only the fifth gives a pause reason, naming the last error
+    assert rules.pause_reason(4, "boom") is None
+    assert rules.pause_reason(5, "boom") == "failed 5 times in a row: boom"
+
+
+@pytest.mark.parametrize(("expression", "expected"), [
+    ("rate(1 minute)", datetime(2026, 11, 26, 12, 1, tzinfo=UTC)),
+    ("rate(2 hours)", datetime(2026, 11, 26, 14, 0, tzinfo=UTC)),
+    ("rate(1 day)", datetime(2026, 11, 27, 12, 0, tzinfo=UTC)),
+    ("cron(0 12 * * ? *)", datetime(2026, 11, 27, 12, 0, tzinfo=UTC)),  # strictly after now
+    ("cron(30 9 ? * 2 *)", datetime(2026, 11, 30, 9, 30, tzinfo=UTC)),  # AWS 2 = Monday
+    ("cron(0 8 ? * MON-FRI *)", datetime(2026, 11, 27, 8, 0, tzinfo=UTC)),
+    ("cron(0 0 L * ? *)", datetime(2026, 11, 30, 0, 0, tzinfo=UTC)),
+    ("cron(0/15 * * * ? *)", datetime(2026, 11, 26, 12, 15, tzinfo=UTC)),
+])
+def test_next_run_of_rates_and_aws_crons(expression: str, expected: datetime) -> None:
+    # GIVEN a schedule expression at noon on a Thursday
+    # WHEN its next firing is computed
+    # THEN it is the first one strictly after now
+    assert rules.next_run(expression, NOON) == expected
+
+
+@pytest.mark.parametrize("expression", [
+    "rate(0 minutes)", "rate(5 weeks)", "every day", "cron(0 9 * * * *)", "cron(0 9 * *)",
+    "cron(0 9 ? * 8 *)", "cron(0 9 ? * 2#1 *)", "cron(61 9 * * ? *)",
+])
+def test_bad_schedules_are_refused(expression: str) -> None:
+    # THEN an expression this engine cannot run is a ValueError (a 422 at registration)
+    with pytest.raises(ValueError):
+        rules.check_schedule(expression)
