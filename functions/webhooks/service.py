@@ -225,8 +225,11 @@ def deliver(job: DeliverJob, *, now: datetime | None = None, rng: Random | None 
     at = now or utcnow()
     scope = system_scope(job.workspace_id, source="worker")
     with UnitOfWork(scope) as uow:
-        row = repository.delivery(uow.session, None, job.delivery_id)
-        if row is None or row.status != "pending" or job.attempt not in (None, row.attempt_count):
+        # Claim the attempt before sending (row lock + counter, committed below): a second copy of this
+        # job — SQS delivers at least once, and a sender's retry can publish twice — finds the counter
+        # moved and sends nothing. A worker dying after the claim leaves the delivery to the retry sweep.
+        row = repository.delivery(uow.session, None, job.delivery_id, lock=True)
+        if row is None or row.status != "pending" or row.attempt_count != (job.attempt or 0):
             return None
         subscription = repository.subscription(uow.session, row.subscription_id)
         if subscription is None:
@@ -239,6 +242,9 @@ def deliver(job: DeliverJob, *, now: datetime | None = None, rng: Random | None 
         secrets = rules.signing_secrets(subscription.secret, subscription.previous_secret,
                                         subscription.previous_secret_expires_at, at)
         url, body = subscription.url, delivery_body(row.id, row.event)
+        row.attempt_count += 1
+        row.next_attempt_at = at + rules.CLAIM_LEASE
+        uow.commit()
     timestamp = int(at.timestamp())
     outcome = outbound.post(url, body, {
         "Content-Type": "application/json",
@@ -371,8 +377,7 @@ def _record_attempt(scope: Scope, delivery_id: str, outcome: outbound.Outcome, a
             id=new_id(), delivery_id=row.id, attempted_at=at, status_code=outcome.status_code,
             latency_ms=outcome.latency_ms, response_excerpt=outcome.excerpt,
             error=outcome.error[:500] if outcome.error else None))
-        row.attempt_count += 1
-        row.first_attempt_at = row.first_attempt_at or at
+        row.first_attempt_at = row.first_attempt_at or at  # attempt_count moved when the attempt was claimed
         row.last_attempt_at, row.last_status_code = at, outcome.status_code
         row.last_error = outcome.error[:500] if outcome.error else None
         if row.status == "pending":  # a concurrent copy of this job may have settled it already

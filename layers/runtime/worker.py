@@ -1,6 +1,7 @@
 """The SQS worker (`crm worker`): long polling, one message at a time per thread, acknowledged one by one.
 
-- A message is deleted only after its handler returned.
+- Up to ten messages per receive, run one at a time per thread; a message is deleted only after its
+  handler returned (the successes of one receive in one DeleteMessageBatch).
 - While a handler runs, a heartbeat keeps extending the message's visibility, so a long job is
   not handed to a second worker.
 - A failing message is left to the queue (its visibility set to a backoff); the queue's redrive
@@ -47,7 +48,7 @@ class _InFlight:
 class Worker:
     def __init__(
         self, app: Chalice, sqs: Any, queues: Queues, *, threads: int = 4, wait_seconds: int = 10,
-        visibility_timeout: int = 60, messages_per_receive: int = 1, retry_base_seconds: int = 10,
+        visibility_timeout: int = 60, messages_per_receive: int = 10, retry_base_seconds: int = 10,
     ) -> None:
         self.app = app
         self.sqs = sqs
@@ -103,14 +104,27 @@ class Worker:
                 self.stopping.wait(2.0)
                 continue
             received = reply.get("Messages", [])
-            for index, message in enumerate(received):
-                if self.stopping.is_set():
-                    self._give_back(received[index:])
-                    break
-                self.process(message)
+            for message in received:  # every message in hand has its visibility kept up, run or not
+                self._track(message)
+            done: list[dict[str, Any]] = []
+            try:
+                for index, message in enumerate(received):
+                    if self.stopping.is_set():
+                        self._give_back(received[index:])
+                        break
+                    self.process(message, acknowledged=done)
+            finally:
+                # One DeleteMessageBatch for the messages that succeeded (SQS bills per request); a crash
+                # before it only redelivers jobs that already had their effect, which receipts make no-ops.
+                self._delete(done)
+                for message in received:
+                    self._untrack(message)
 
-    def process(self, message: dict[str, Any]) -> str:
-        """Run one received message; returns what became of it: done, retry, dead_letter."""
+    def process(self, message: dict[str, Any], *, acknowledged: list[dict[str, Any]] | None = None) -> str:
+        """Run one received message; returns what became of it: done, retry, dead_letter.
+
+        A message that succeeded is deleted at once, or appended to `acknowledged` for the caller to
+        delete in one batch; a failed one is never deleted."""
         attributes = message.get("Attributes", {})
         receive_count = int(attributes.get("ApproximateReceiveCount", "1"))
         sent_at_ms = int(attributes.get("SentTimestamp", str(int(time.time() * 1000))))
@@ -118,7 +132,6 @@ class Worker:
             JOB_QUEUE_LAG.observe(max(0.0, time.time() - sent_at_ms / 1000))
         body = message["Body"]
         handler = _handler_label(body)
-        self._track(message)
         started = time.perf_counter()
         try:
             dispatch(self.app, Message(body=body, message_id=message["MessageId"], receive_count=receive_count,
@@ -143,9 +156,11 @@ class Worker:
             self._retry_later(message, receive_count)
             return "retry"
         finally:
-            self._untrack(message)
             JOB_DURATION.labels(handler).observe(time.perf_counter() - started)
-        self.sqs.delete_message(QueueUrl=self.queues.jobs_url, ReceiptHandle=message["ReceiptHandle"])
+        if acknowledged is None:
+            self._delete([message])
+        else:
+            acknowledged.append(message)
         JOBS_PROCESSED.labels(handler).inc()
         return "done"
 
@@ -169,6 +184,14 @@ class Worker:
                                                ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=int(delay))
         except Exception:  # the visibility timeout still returns it; the backoff is a nicety
             log.warning("could not set retry backoff", exc_info=True)
+
+    def _delete(self, messages: list[dict[str, Any]]) -> None:
+        for start in range(0, len(messages), 10):
+            chunk = messages[start:start + 10]
+            reply = self.sqs.delete_message_batch(QueueUrl=self.queues.jobs_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)])
+            for failed in reply.get("Failed", []):  # rare; the message comes back and its receipt makes it a no-op
+                log.warning("could not delete a finished job", extra={"entry": failed})
 
     def _give_back(self, messages: list[dict[str, Any]]) -> None:
         _release(self.sqs, self.queues.jobs_url, messages)

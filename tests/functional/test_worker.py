@@ -215,3 +215,26 @@ def test_dlq_commands_list_and_redrive(aws: Queues) -> None:
     assert [e["handler"] for e in remaining] == ["gone_b"]
     assert rest == 1 and _depth(aws.dlq_url) == 0
     assert sorted(json.loads(m["Body"])["handler"] for m in _receive(aws)) == ["gone_a", "gone_b"]
+
+
+def test_a_running_worker_acknowledges_the_successes_of_a_batch_and_retries_the_failure(aws: Queues) -> None:
+    # GIVEN five jobs received together, one of which fails on its first run
+    jobs_app = JobsApp()
+    for key in ("a", "b", "c", "d"):
+        _send(aws, "test_work", {"key": key})
+    _send(aws, "test_work", {"key": "flaky", "fail_times": 1})
+    worker = _worker(jobs_app, aws, messages_per_receive=10)
+    threads = worker.start()
+
+    # WHEN the worker runs until everything finished
+    deadline = time.monotonic() + 20
+    while len(jobs_app.finished) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.stop()
+    for thread in threads:
+        thread.join(15)
+
+    # THEN each ran once except the failure (twice), and nothing is left on the queue or dead-lettered
+    assert sorted(jobs_app.finished) == ["a", "b", "c", "d", "flaky"]
+    assert jobs_app.runs == {"a": 1, "b": 1, "c": 1, "d": 1, "flaky": 2}
+    assert _depth(aws.jobs_url) == 0 and _depth(aws.dlq_url) == 0

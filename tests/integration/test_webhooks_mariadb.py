@@ -131,3 +131,49 @@ def test_another_workspace_sees_no_webhook_on_mariadb(api: Api, other_api: Api, 
     assert other_api.get(f"/v1/webhooks/{hook['id']}").status == 404
     assert other_api.delete(f"/v1/webhooks/{hook['id']}").status == 404
     assert api.get(f"/v1/webhooks/{hook['id']}").status == 200
+
+
+def test_two_copies_of_a_deliver_job_at_once_send_once(api: Api, jobs: InlineQueue) -> None:
+    # GIVEN a receiver that holds the first request open, and a delivery waiting for its first attempt
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from layers.runtime.dispatch import dispatch
+
+    arrived, release = threading.Event(), threading.Event()
+    requests: list[str] = []
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            requests.append(self.headers["Webhook-Id"])
+            arrived.set()
+            release.wait(10)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api.post("/v1/webhooks", {"url": f"http://127.0.0.1:{server.server_address[1]}/h",
+                              "event_types": ["contact.created"]})
+    api.post("/v1/contacts", {"first_name": "Ada"})
+    jobs.relay.run_once()
+    fanout = next(m for m in jobs.pending if '"handler":"webhooks_fanout"' in m.body)
+    jobs.pending.clear()
+    dispatch(jobs.app, fanout)
+    jobs.relay.run_once()
+    (deliver,) = [m for m in jobs.pending if '"handler":"webhooks_deliver"' in m.body]
+    jobs.pending.clear()
+
+    # WHEN one copy of its job is sending and a second copy runs meanwhile (SQS delivers at least once)
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(dispatch, jobs.app, deliver)
+        assert arrived.wait(10)
+        dispatch(jobs.app, deliver)
+        release.set()
+        first.result(10)
+    server.shutdown()
+
+    # THEN the receiver got it once
+    assert len(requests) == 1
