@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import object_session
 
 from functions.activities import rules
@@ -373,16 +373,12 @@ def _remind_in_workspace(
 
 
 def purge_archived(uow: UnitOfWork, *, archived_before: datetime, limit: int) -> int:
-    """Hard-delete up to `limit` activities archived before the cutoff, with their links; their field
-    history stays. Returns how many went (fewer than `limit`: none are left)."""
-    # Locked, so a restore racing the purge waits for it (and then finds nothing to restore).
-    ids = list(uow.session.scalars(select(Activity.id).where(Activity.archived_at < archived_before)
-                                   .order_by(Activity.archived_at, Activity.id).limit(limit).with_for_update()))
-    if ids:
-        associations.forget_records(uow, record_type="activities", record_ids=ids)
-        uow.session.execute(delete(Activity).where(Activity.id.in_(ids))
-                            .execution_options(synchronize_session=False))
-    return len(ids)
+    """Hard-delete up to `limit` activities archived before the cutoff (see RecordService.purge_archived)."""
+    return activities.purge_archived(uow, archived_before=archived_before, limit=limit, forget=_forget_purged)
+
+
+def _forget_purged(uow: UnitOfWork, ids: list[str]) -> None:
+    associations.forget_records(uow, record_type="activities", record_ids=ids)
 
 
 # ---- helpers ---------------------------------------------------------------------------------------

@@ -4,14 +4,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from functions.associations import service as associations
 from functions.companies.models import Company
 from functions.companies.schemas import CompanyCreate, CompanyRead, CompanyUpdate
 from functions.workspaces.service import ensure_members
 from layers.db.uow import UnitOfWork
-from layers.records.custom import CustomUniqueValue
 from layers.records.properties import PropertySpec
 from layers.records.service import ObjectSpec, RecordService
 from shared.errors import ValidationFailed
@@ -71,14 +70,9 @@ def exists(uow: UnitOfWork, company_id: str, *, include_archived: bool = False) 
 
 
 def purge_archived(uow: UnitOfWork, *, archived_before: datetime, limit: int) -> int:
-    """Hard-delete up to `limit` companies archived before the cutoff, with their links and custom unique
-    claims; their field history stays. Returns how many went (fewer than `limit`: none are left)."""
-    # Locked, so a restore racing the purge waits for it (and then finds nothing to restore).
-    ids = list(uow.session.scalars(select(Company.id).where(Company.archived_at < archived_before)
-                                   .order_by(Company.archived_at, Company.id).limit(limit).with_for_update()))
-    if ids:
-        associations.forget_records(uow, record_type="companies", record_ids=ids)
-        for statement in (delete(CustomUniqueValue).where(CustomUniqueValue.record_id.in_(ids)),
-                          delete(Company).where(Company.id.in_(ids))):
-            uow.session.execute(statement.execution_options(synchronize_session=False))
-    return len(ids)
+    """Hard-delete up to `limit` companies archived before the cutoff (see RecordService.purge_archived)."""
+    return companies.purge_archived(uow, archived_before=archived_before, limit=limit, forget=_forget_purged)
+
+
+def _forget_purged(uow: UnitOfWork, ids: list[str]) -> None:
+    associations.forget_records(uow, record_type="companies", record_ids=ids)

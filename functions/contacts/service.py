@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from functions.associations import service as associations
 from functions.companies import service as companies_service
 from functions.contacts.models import Contact
 from functions.contacts.schemas import LIFECYCLE_STAGES, ContactCreate, ContactRead, ContactUpdate
 from layers.db.uow import UnitOfWork
-from layers.records.custom import CustomUniqueValue
 from layers.records.properties import PropertySpec
 from layers.records.service import ObjectSpec, RecordService
 from shared.context import Scope
@@ -71,14 +70,9 @@ def reassign_company(uow: UnitOfWork, from_id: str, to_id: str, *, only: list[st
 
 
 def purge_archived(uow: UnitOfWork, *, archived_before: datetime, limit: int) -> int:
-    """Hard-delete up to `limit` contacts archived before the cutoff, with their links and custom unique
-    claims; their field history stays. Returns how many went (fewer than `limit`: none are left)."""
-    # Locked, so a restore racing the purge waits for it (and then finds nothing to restore).
-    ids = list(uow.session.scalars(select(Contact.id).where(Contact.archived_at < archived_before)
-                                   .order_by(Contact.archived_at, Contact.id).limit(limit).with_for_update()))
-    if ids:
-        associations.forget_records(uow, record_type="contacts", record_ids=ids)
-        for statement in (delete(CustomUniqueValue).where(CustomUniqueValue.record_id.in_(ids)),
-                          delete(Contact).where(Contact.id.in_(ids))):
-            uow.session.execute(statement.execution_options(synchronize_session=False))
-    return len(ids)
+    """Hard-delete up to `limit` contacts archived before the cutoff (see RecordService.purge_archived)."""
+    return contacts.purge_archived(uow, archived_before=archived_before, limit=limit, forget=_forget_purged)
+
+
+def _forget_purged(uow: UnitOfWork, ids: list[str]) -> None:
+    associations.forget_records(uow, record_type="contacts", record_ids=ids)

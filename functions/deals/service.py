@@ -44,7 +44,6 @@ from layers.db.base import RecordMixin
 from layers.db.uow import UnitOfWork
 from layers.http.requests import page_json
 from layers.queue.outbox import emit
-from layers.records.custom import CustomUniqueValue
 from layers.records.properties import PropertySpec
 from layers.records.search import SearchRequest, apply_keyset, next_cursor, signature, sort_keys
 from layers.records.service import ObjectSpec, RecordService, RecordView
@@ -468,15 +467,11 @@ def _flag_stale_in_workspace(workspace_id: str, days: int, *, now: datetime, bat
 
 
 def purge_archived(uow: UnitOfWork, *, archived_before: datetime, limit: int) -> int:
-    """Hard-delete up to `limit` deals archived before the cutoff, with their contact links, stage changes
-    and custom unique claims; their field history stays. Returns how many went."""
-    # Locked, so a restore racing the purge waits for it (and then finds nothing to restore).
-    ids = list(uow.session.scalars(select(Deal.id).where(Deal.archived_at < archived_before)
-                                   .order_by(Deal.archived_at, Deal.id).limit(limit).with_for_update()))
-    if ids:
-        associations.forget_records(uow, record_type="deals", record_ids=ids)
-        for statement in (delete(DealStageChange).where(DealStageChange.deal_id.in_(ids)),
-                          delete(CustomUniqueValue).where(CustomUniqueValue.record_id.in_(ids)),
-                          delete(Deal).where(Deal.id.in_(ids))):
-            uow.session.execute(statement.execution_options(synchronize_session=False))
-    return len(ids)
+    """Hard-delete up to `limit` deals archived before the cutoff (see RecordService.purge_archived)."""
+    return deals.purge_archived(uow, archived_before=archived_before, limit=limit, forget=_forget_purged)
+
+
+def _forget_purged(uow: UnitOfWork, ids: list[str]) -> None:
+    associations.forget_records(uow, record_type="deals", record_ids=ids)
+    uow.session.execute(delete(DealStageChange).where(DealStageChange.deal_id.in_(ids))
+                        .execution_options(synchronize_session=False))

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -446,6 +446,25 @@ class RecordService:
 
     # ---- links ------------------------------------------------------------------------------------------
     body_shows_links = False  # a capability whose record body lists its associations sets this
+
+    def purge_archived(
+        self, uow: UnitOfWork, *, archived_before: datetime, limit: int,
+        forget: Callable[[UnitOfWork, builtins.list[str]], None],
+    ) -> int:
+        """Hard-delete up to `limit` records archived before the cutoff; `forget` first removes what refers
+        to them (links, stage changes). Field history stays. Returns how many went (< limit: none left)."""
+        model: Any = self.spec.model
+        # Locked, so a restore racing the purge waits for it (and then finds nothing to restore).
+        ids = builtins.list(uow.session.scalars(
+            select(model.id).where(model.archived_at < archived_before)
+            .order_by(model.archived_at, model.id).limit(limit).with_for_update()))
+        if ids:
+            forget(uow, ids)
+            statements = [delete(custom.CustomUniqueValue).where(custom.CustomUniqueValue.record_id.in_(ids))]
+            statements.append(delete(model).where(model.id.in_(ids)))
+            for statement in statements:
+                uow.session.execute(statement.execution_options(synchronize_session=False))
+        return len(ids)
 
     def links_changed(self, uow: UnitOfWork, record_id: str) -> None:
         """A link of this record was added or removed elsewhere (the associations API, a merge). When the
