@@ -32,6 +32,9 @@ _REASONS = {
 }
 
 
+# A refused body is read and dropped up to this much (see _drain); beyond it the connection is closed.
+DRAIN_LIMIT_BYTES = 8 * 1024 * 1024
+
 class ChaliceWSGIAdapter:
     def __init__(self, app: Chalice, *, max_body_bytes: int, trusted_proxy_hops: int = 1, access_log: bool = True):
         self.app = app
@@ -107,6 +110,7 @@ class ChaliceWSGIAdapter:
         if length_header.isdigit():
             length = int(length_header)
             if length > self.max_body_bytes:
+                self._drain(stream, length)
                 raise PayloadTooLarge(f"the body may be at most {self.max_body_bytes} bytes")
             return stream.read(length) if (stream is not None and length) else b""
         if stream is None or "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
@@ -119,8 +123,21 @@ class ChaliceWSGIAdapter:
             chunks.append(chunk)
             size += len(chunk)
         if size > self.max_body_bytes:
+            self._drain(stream, None)
             raise PayloadTooLarge(f"the body may be at most {self.max_body_bytes} bytes")
         return b"".join(chunks)
+
+    def _drain(self, stream: Any, length: int | None) -> None:
+        """Read (and drop) the rest of a refused body, up to a bound, so the 413 reaches a client that is
+        still sending and the keep-alive connection stays usable; past the bound the server closes it."""
+        if stream is None:
+            return
+        left = min(length, DRAIN_LIMIT_BYTES) if length is not None else DRAIN_LIMIT_BYTES
+        while left > 0:
+            chunk = stream.read(min(65_536, left))
+            if not chunk:
+                return
+            left -= len(chunk)
 
     def _request_id(self, environ: dict[str, Any]) -> str:
         trace = environ.get("HTTP_X_AMZN_TRACE_ID", "")
