@@ -154,9 +154,12 @@ def local(host: str, port: int) -> None:
     _migrate()
     _bootstrap_local_workspace()
     _create_local_aws_resources()
-    _start_local_worker()
+    worker_process = _start_local_worker()
     click.echo(f"CRM API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", err=True)
-    _serve(host, port, workers=1, threads=8)
+    try:
+        _serve(host, port, workers=1, threads=8)
+    finally:  # before interpreter shutdown, which would wait on the stand-ins' threads serving the worker
+        _stop_child(worker_process)
 
 
 @main.command()
@@ -279,6 +282,7 @@ def _start_fake_redis() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
+    server.daemon_threads = True  # a connection's thread must not keep the process alive at exit
     threading.Thread(target=server.serve_forever, daemon=True, name="fake-redis").start()
     return f"redis://127.0.0.1:{port}/0"
 
@@ -310,13 +314,14 @@ def _create_local_aws_resources() -> None:
     client("s3").create_bucket(Bucket=get_settings().files_bucket)
 
 
-def _start_local_worker() -> None:
+def _start_local_worker() -> Any:
     """The worker tier as a child process (granian forks its workers: threads here would not survive)."""
     import subprocess
 
     child = subprocess.Popen([sys.executable, "-m", "layers.runtime.cli", "worker", "--scheduler",
                               "--threads", "2", "--metrics-port", "0"])
-    atexit.register(_stop_child, child)
+    atexit.register(_stop_child, child)  # also when start-up fails before serving
+    return child
 
 
 def _stop_child(child: Any) -> None:
