@@ -13,6 +13,7 @@ import sentry_sdk
 from functions.activities.routes import bp as activities
 from functions.associations.routes import bp as associations
 from functions.automations.routes import bp as automations
+from functions.automations.service import workspaces_with_rules
 from functions.companies.routes import bp as companies
 from functions.contacts.routes import bp as contacts
 from functions.deals.routes import bp as deals
@@ -27,6 +28,7 @@ from functions.pipelines.routes import bp as pipelines
 from functions.reports.routes import bp as reports
 from functions.system.routes import bp as system
 from functions.webhooks.routes import bp as webhooks
+from functions.webhooks.service import workspaces_with_webhooks
 from functions.workspaces.routes import bp as workspaces
 from functions.workspaces.service import Resolver
 from functions.workspaces.teams import teammates
@@ -59,8 +61,8 @@ app.register_middleware(ConditionalGetMiddleware(), "http")
 use_definitions_provider(definitions_for)
 use_teammates_provider(teammates)
 
-# Every committed event goes to these job handlers (the webhooks fan-out and the automations engine).
-use_event_consumers(["webhooks_fanout", "automations_evaluate"])
+# Committed events go to these job handlers, for the workspaces with a webhook or a rule to act on them.
+use_event_consumers({"webhooks_fanout": workspaces_with_webhooks, "automations_evaluate": workspaces_with_rules})
 
 
 def _with_jobs_and_schedules(capability: str, blueprint: object) -> object:

@@ -102,3 +102,11 @@ def runs_page(
     if before_id is not None:
         statement = statement.where(AutomationRun.id < before_id)
     return list(uow.session.scalars(statement))
+
+
+def workspaces_with_event_rules(uow: UnitOfWork, workspace_ids: set[str]) -> set[str]:
+    """Unscoped: which of these workspaces have an active rule that events can trigger."""
+    return set(uow.session.scalars(
+        select(AutomationRule.workspace_id).distinct()
+        .where(AutomationRule.workspace_id.in_(sorted(workspace_ids)), AutomationRule.status == "active",
+               AutomationRule.trigger_type != "schedule", AutomationRule.archived_at.is_(None))))

@@ -223,6 +223,14 @@ def dry_run(scope: Scope, rule_id: str, record_id: str, *, known_jobs: KnownJobs
 
 
 # ---- the engine (job and schedule handlers call these) ---------------------------------------------------
+def workspaces_with_rules(workspace_ids: set[str]) -> set[str]:
+    """Of these workspaces, those with an active event-triggered rule: the relay sends only their events here."""
+    if not workspace_ids:
+        return set()
+    with UnitOfWork(unscoped=True) as uow:
+        return repository.workspaces_with_event_rules(uow, workspace_ids)
+
+
 def evaluate(event: EventJob, *, known_jobs: KnownJobs) -> int:
     """Run every active rule of the workspace the event meets; the number of runs recorded."""
     object_type = event.type.split(".", 1)[0]

@@ -113,3 +113,10 @@ def purge_before(session: Session, cutoff: datetime, *, batch: int) -> int:
     session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
     session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
     return len(ids)
+
+
+def workspaces_with_active(session: Session, workspace_ids: set[str]) -> set[str]:
+    """Unscoped: which of these workspaces have an active webhook."""
+    return set(session.scalars(
+        select(WebhookSubscription.workspace_id).distinct()
+        .where(WebhookSubscription.workspace_id.in_(sorted(workspace_ids)), WebhookSubscription.active.is_(True))))

@@ -198,6 +198,14 @@ def schedule_delivery(uow: UnitOfWork, *, subscription_id: str, event: dict[str,
 
 
 # ---- jobs ----------------------------------------------------------------------------------------------
+def workspaces_with_webhooks(workspace_ids: set[str]) -> set[str]:
+    """Of these workspaces, those with an active webhook: the relay sends only their events to the fan-out."""
+    if not workspace_ids:
+        return set()
+    with UnitOfWork(unscoped=True) as uow:
+        return repository.workspaces_with_active(uow.session, workspace_ids)
+
+
 def fan_out(event: EventJob) -> int:
     """One delivery per active subscription whose types and filter match; how many were created."""
     scope = system_scope(event.workspace_id, source="worker", causation=tuple(event.causation))

@@ -7,7 +7,7 @@ reader skip an event that committed late (ULIDs are taken before commit, so they
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -100,15 +100,25 @@ def event_body(row: OutboxEvent) -> dict[str, Any]:
     }
 
 
-# Which job handlers receive every committed event (the composition root names them: webhooks fan-out,
-# automations). Layers may not import capabilities, so the list is handed in.
-_event_consumers: tuple[str, ...] = ()
+# Which job handlers receive committed events (the composition root names them: webhooks fan-out,
+# automations). Layers may not import capabilities, so the list is handed in, each with an optional
+# interest: given workspace ids, the ones where the consumer has something to do (an active webhook, a
+# rule). The relay sends a workspace's events only to the consumers interested in it, so a workspace
+# without integrations costs no jobs.
+Interest = Callable[[set[str]], set[str]]
+_event_consumers: dict[str, Interest | None] = {}
 
 
-def use_event_consumers(handlers: Iterable[str]) -> None:
+def use_event_consumers(consumers: Mapping[str, Interest | None]) -> None:
     global _event_consumers
-    _event_consumers = tuple(handlers)
+    _event_consumers = dict(consumers)
 
 
 def event_consumers() -> tuple[str, ...]:
-    return _event_consumers
+    return tuple(_event_consumers)
+
+
+def interested_consumers(workspace_ids: set[str]) -> dict[str, set[str]]:
+    """Consumer -> the workspaces (of these) whose events it should get."""
+    return {name: (set(workspace_ids) if interest is None else interest(set(workspace_ids)) & workspace_ids)
+            for name, interest in _event_consumers.items()}

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from layers.db.uow import UnitOfWork
 from layers.observability.metrics import OUTBOX_LAG, OUTBOX_PUBLISHED
-from layers.queue.outbox import EventSequence, OutboxEvent, event_body, event_consumers
+from layers.queue.outbox import EventSequence, OutboxEvent, event_body, interested_consumers
 from layers.queue.wakeup import Wakeup
 from shared.clock import as_utc, utcnow
 
@@ -33,7 +33,8 @@ Publisher = Callable[[Sequence[str]], None]  # message bodies; raises unless eve
 
 class Relay:
     def __init__(self, publish: Publisher, *, batch_size: int = 200,
-                 consumers: Callable[[], tuple[str, ...]] = event_consumers) -> None:
+                 consumers: Callable[[set[str]], dict[str, set[str]]] = interested_consumers) -> None:
+        """`consumers(workspace_ids)`: each event consumer and the workspaces whose events it gets."""
         self._publish = publish
         self._batch_size = batch_size
         self._consumers = consumers
@@ -115,7 +116,7 @@ class Relay:
             uow.commit()
 
     def _number_and_render(self, rows: list[OutboxEvent], sequences: dict[str, EventSequence]) -> list[str]:
-        consumers = self._consumers()
+        consumers = self._consumers({row.workspace_id for row in rows if row.kind == "event"})
         bodies: list[str] = []
         for row in rows:
             if row.kind == "job":
@@ -125,7 +126,9 @@ class Relay:
             counter.last_sequence += 1
             row.sequence = counter.last_sequence
             event = event_body(row)
-            for consumer in consumers:
+            for consumer, workspaces in consumers.items():
+                if row.workspace_id not in workspaces:
+                    continue
                 bodies.append(json.dumps({"handler": consumer, "job_id": f"{row.id}:{consumer}", "payload": event},
                                          separators=(",", ":"), default=str))
         return bodies

@@ -52,7 +52,7 @@ def test_committed_rows_are_published_once_and_marked(aws: Queues, api: Api) -> 
     Relay(lambda bodies: None).drain()
     api.post("/v1/contacts", {"first_name": "A", "email": "a@example.com"})
     api.post("/v1/contacts", {"first_name": "B", "email": "b@example.com"})
-    relay = Relay(sqs_publisher(aws.jobs_url), consumers=lambda: ("test_consume_event",))
+    relay = Relay(sqs_publisher(aws.jobs_url), consumers=lambda ws: {"test_consume_event": ws})
 
     # WHEN the relay runs twice
     first, second = relay.run_once(), relay.run_once()
@@ -77,11 +77,11 @@ def test_a_relay_killed_after_publishing_loses_nothing_and_consumers_act_once(aw
         raise RelayKilled
 
     with pytest.raises(RelayKilled):
-        Relay(publish_then_die, consumers=lambda: ("test_consume_event",)).run_once()
+        Relay(publish_then_die, consumers=lambda ws: {"test_consume_event": ws}).run_once()
     still_pending = _unpublished(api.workspace_id)
 
     # WHEN a healthy relay runs next, and the worker processes everything on the queue
-    Relay(publish, consumers=lambda: ("test_consume_event",)).run_once()
+    Relay(publish, consumers=lambda ws: {"test_consume_event": ws}).run_once()
     pending_after = _unpublished(api.workspace_id)
     messages = _drain_queue(aws)
     worker = Worker(JobsApp().app, client("sqs"), aws, threads=1, wait_seconds=0)
@@ -124,3 +124,30 @@ def test_a_job_of_a_rolled_back_unit_of_work_is_never_sent(aws: Queues, api: Api
 
     # THEN nothing was published
     assert sent == 0 and _drain_queue(aws) == []
+
+
+def test_events_go_only_to_consumers_with_something_to_do_in_the_workspace(api: Api, receiver_url: str) -> None:
+    # GIVEN a workspace with neither webhooks nor rules
+    Relay(lambda bodies: None).drain()
+    published: list[str] = []
+    relay = Relay(published.extend)
+    api.post("/v1/contacts", {"first_name": "A", "email": "a@example.com"})
+
+    # WHEN its event is relayed, then a webhook is added and another event relayed
+    relay.run_once()
+    without = list(published)
+    published.clear()
+    api.post("/v1/webhooks", {"url": receiver_url, "event_types": ["contact.created"]})
+    api.post("/v1/contacts", {"first_name": "B", "email": "b@example.com"})
+    relay.run_once()
+
+    # THEN the first event cost no job (it is still numbered for the event log), the second one job: the fan-out
+    assert without == []
+    handlers = [json.loads(body)["handler"] for body in published]
+    assert handlers == ["webhooks_fanout"]
+    assert [e["type"] for e in api.get("/v1/events?types=contact.*").json["data"]] == ["contact.created"] * 2
+
+
+@pytest.fixture
+def receiver_url() -> str:
+    return "http://127.0.0.1:9/never-called"  # registration only: no delivery is run in this test

@@ -44,7 +44,7 @@ def test_a_second_relay_skips_the_workspace_the_first_one_holds() -> None:
         inside.set()
         assert release.wait(20)
 
-    relay_a = Relay(slow_publish, consumers=lambda: ("consumer",))
+    relay_a = Relay(slow_publish, consumers=lambda ws: {"consumer": ws})
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(relay_a.run_once)
         assert inside.wait(10)
@@ -52,7 +52,7 @@ def test_a_second_relay_skips_the_workspace_the_first_one_holds() -> None:
 
         # WHEN relay B runs while A holds X
         published_by_b: list[str] = []
-        sent_by_b = Relay(published_by_b.extend, consumers=lambda: ("consumer",)).run_once()
+        sent_by_b = Relay(published_by_b.extend, consumers=lambda ws: {"consumer": ws}).run_once()
         release.set()
         sent_by_a = running.result(20)
 
@@ -75,7 +75,7 @@ def test_concurrent_writers_and_relays_publish_each_event_once_in_one_gapless_or
             published.extend(bodies)
 
     stop = threading.Event()
-    relays = [threading.Thread(target=Relay(publish, batch_size=7, consumers=lambda: ("c",)).run_forever,
+    relays = [threading.Thread(target=Relay(publish, batch_size=7, consumers=lambda ws: {"c": ws}).run_forever,
                                args=(stop,), kwargs={"idle_seconds": 0.01}) for _ in range(3)]
     for relay in relays:
         relay.start()
@@ -86,7 +86,7 @@ def test_concurrent_writers_and_relays_publish_each_event_once_in_one_gapless_or
     stop.set()
     for relay in relays:
         relay.join(10)
-    Relay(publish, consumers=lambda: ("c",)).drain()  # what the three had not reached yet
+    Relay(publish, consumers=lambda ws: {"c": ws}).drain()  # what the three had not reached yet
 
     # THEN every event was published exactly once, and each workspace's sequences are 1..n
     ids = Counter(body.split('"id":"', 1)[1][:26] for body in published)
