@@ -6,12 +6,13 @@ Real processes on loopback: MariaDB + Redis, moto's server standing in for SQS/S
 
 One steady-state pipeline run per rate (default 10, 25, 50, 100 events/s, 30 s each): a webhook
 subscription on `contact.created` points at a receiver in this process; contacts are created through
-`POST /v1/contacts/batch/create` (10 per request) at the rate. Every event becomes three jobs (the
-webhooks fan-out, the automations engine, then the webhook delivery), so the worker's job rate is ~3x
-the event rate. Reported per rate: jobs/s the worker completed (its own Prometheus counters), the
-deepest the queue got, the CPU each process used, and outbox-to-webhook latency — from the event's
-`occurred_at` (stamped in the API's transaction) to the receiver reading the signed delivery
-(p50/p95/p99/max), with every signature verified.
+`POST /v1/contacts/batch/create` (10 per request) at the rate. Every event becomes two jobs (the
+webhooks fan-out, then the webhook delivery; the workspace has no automation rules, so the relay sends
+the automations engine nothing), so the worker's job rate is ~2x the event rate. Reported per rate:
+jobs/s the worker completed (its own Prometheus counters), the deepest the queue got, the CPU each
+process used, and outbox-to-webhook latency — from the event's `occurred_at` (stamped in the API's
+transaction) to the receiver reading the signed delivery (p50/p95/p99/max), with every signature
+verified.
 
 Why steady state and not a backlog: moto's SQS scans every message on each call (measured: 9 ms per
 send+receive+delete at depth 0, 87 ms at depth 1,000, 382 ms at depth 5,000), so a backlog measures

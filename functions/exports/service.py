@@ -89,7 +89,7 @@ def run_export(job: ExportRunJob) -> str:
         with tempfile.TemporaryFile() as spool:
             count = _write(spool, scope, row)
             spool.seek(0)
-            files.put_stream(key, spool, content_type=CONTENT_TYPES[row.format])
+            files.put_stream(key, spool, content_type=CONTENT_TYPES[row.format], retention="7d")
     except AppError as error:  # e.g. a filter on a custom field deleted since: the export cannot be made
         return _close(job, status="failed", error=error.detail)
     return _close(job, status="completed", key=key, count=count)

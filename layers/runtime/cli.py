@@ -128,7 +128,7 @@ def dlq_redrive(message_ids: tuple[str, ...], limit: int) -> None:
 
 @main.command()
 def schedules() -> None:
-    """Print every @schedule handler and its expression (what stacks/schedules.yaml must declare)."""
+    """Print every @schedule handler and its expression (what stacks/queues.yaml must declare)."""
     import app as composition
     from layers.runtime.dispatch import schedules as registry
 

@@ -1,6 +1,6 @@
 """The local stand-in for EventBridge Scheduler: fires `{"handler": NAME}` on each schedule's expression.
 
-In AWS the schedules in stacks/schedules.yaml send that message to the jobs queue; `crm local` runs
+In AWS the schedules in stacks/queues.yaml send that message to the jobs queue; `crm local` runs
 this instead, so the same handlers run on the same expressions through the same queue and worker.
 """
 from __future__ import annotations

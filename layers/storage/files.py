@@ -43,9 +43,14 @@ def in_workspace(workspace_id: str, key: str) -> bool:
     return len(parts) > 1 and parts[0] == workspace_id and all(p not in ("", ".", "..") for p in parts[1:])
 
 
-def put_stream(key: str, stream: IO[bytes], *, content_type: str = "application/octet-stream") -> None:
-    """Upload a binary stream; boto3 switches to a multipart upload for large ones."""
-    client("s3").upload_fileobj(stream, bucket(), key, ExtraArgs={"ContentType": content_type}, Config=_TRANSFER)
+def put_stream(key: str, stream: IO[bytes], *, content_type: str = "application/octet-stream",
+               retention: str | None = None) -> None:
+    """Upload a binary stream; boto3 switches to a multipart upload for large ones. `retention="7d"` tags the
+    object for the bucket's 7-day lifecycle rule (stacks/data.yaml); untagged objects go after 30 days."""
+    extra = {"ContentType": content_type}
+    if retention is not None:
+        extra["Tagging"] = f"retention={retention}"
+    client("s3").upload_fileobj(stream, bucket(), key, ExtraArgs=extra, Config=_TRANSFER)
 
 
 def put_bytes(key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:

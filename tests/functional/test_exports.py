@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
@@ -95,6 +96,11 @@ def test_jsonl_export_of_every_property(
     by_id = {line["id"]: line for line in lines}
     assert by_id[str(people[1]["id"])] == api.get(f"/v1/contacts/{people[1]['id']}").json
     assert api.get("/v1/exports").json["data"][0]["id"] == made.json["id"]
+    # and the file is tagged for the bucket's 7-day lifecycle rule (exports are short-lived)
+    key = urllib.parse.urlparse(done["download_url"]).path.split("/", 2)[2]
+    tags = boto3.client("s3", endpoint_url=s3_over_http, region_name="us-east-1").get_object_tagging(
+        Bucket=get_settings().files_bucket, Key=key)["TagSet"]
+    assert tags == [{"Key": "retention", "Value": "7d"}]
 
 
 def test_a_large_export_pages_through_every_record(api: Api, aws: Queues, jobs: InlineQueue) -> None:
