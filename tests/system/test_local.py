@@ -59,13 +59,40 @@ def test_crm_local_runs_api_and_worker_tier_and_stops_on_sigterm(tmp_path: Path)
         assert json.loads(downloaded.splitlines()[0])["email"] == "ada@example.com"
     finally:
         # WHEN it is stopped the way a terminal or a container stops it
+        children = _children(process.pid)
         process.send_signal(signal.SIGTERM)
         try:
             code = process.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             raise
-    # THEN it exits, taking its worker process with it
+    # THEN it exits, taking its worker process (and the HTTP server's) with it
     assert code == 0, log.read_text(errors="replace")
-    leftover = subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True, text=True).stdout.strip()
-    assert leftover == ""
+    assert any("worker" in command for command in children.values()), children
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [command for pid, command in children.items() if _alive(pid)] == []
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The direct children of a process and their command lines."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if parent == pid:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie left for a non-reaping init counts as gone)."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
