@@ -82,10 +82,6 @@ def queue_depth(sqs: Any, url: str) -> int:
         "ApproximateNumberOfMessagesNotVisible"])
 
 
-def unpublished(database_url: str) -> int:
-    return int(api_bench.db_rows(database_url, "SELECT COUNT(*) FROM outbox_events WHERE published_at IS NULL")[0][0])
-
-
 def worker_counter(port: int, name: str) -> float:
     import urllib.request
 

@@ -5,7 +5,7 @@ import base64
 import hashlib
 import hmac
 import json
-from typing import Any
+from typing import Any, Literal, Protocol, TypeVar
 
 from shared.errors import ValidationFailed
 
@@ -44,3 +44,27 @@ def decode_cursor(cursor: str, secret: str) -> dict[str, Any]:
             "cursor is not one this API issued",
             errors=[{"field": "cursor", "message": "invalid cursor", "code": "invalid"}],
         ) from exc
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+R = TypeVar("R", bound=_HasId)
+Direction = Literal["after", "before"]
+
+
+def id_position(cursor: str | None, secret: str, *, query: str, direction: Direction) -> str | None:
+    """The id a page of rows in id order continues from (None: the first page); 422 for another query's cursor."""
+    if cursor is None:
+        return None
+    return str(decode_cursor_for(cursor, secret, q=query).get(direction, ""))
+
+
+def id_page(rows: list[R], *, limit: int, secret: str, query: str, direction: Direction) -> tuple[list[R], str | None]:
+    """Of `limit + 1` rows fetched in id order: the page, and the cursor past its last row (None on the last page)."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor({direction: rows[-1].id, "q": query}, secret)

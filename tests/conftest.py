@@ -33,7 +33,7 @@ import pytest  # noqa: E402
 
 from layers.auth.firebase import FirebaseVerifier  # noqa: E402
 from layers.auth.verifier import use_verifier  # noqa: E402
-from layers.aws.clients import client, reset_clients  # noqa: E402
+from layers.aws.clients import client, reset_clients, use_client  # noqa: E402
 from layers.cache.client import use_redis  # noqa: E402
 from layers.db.engine import get_engine  # noqa: E402
 from layers.db.migrate import upgrade  # noqa: E402
@@ -98,6 +98,31 @@ def aws() -> Iterator[Queues]:
         yield queues
         use_queues(None)
         reset_clients()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's HTTP server: presigned URLs are fetched over HTTP, which in-process mock_aws cannot answer."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_over_http(aws: Queues, moto_server: str) -> Iterator[str]:
+    """The files bucket on moto's server, our S3 client pointed at it."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    if get_settings().files_bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        s3.create_bucket(Bucket=get_settings().files_bucket)
+    use_client("s3", s3)
+    yield moto_server
+    use_client("s3", None)
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ from layers.records.search import SearchRequest
 from layers.records.service import RecordService, RecordView, service_for
 from shared.clock import isoformat, utcnow
 from shared.context import Scope, system_scope
-from shared.cursors import decode_cursor_for, encode_cursor
+from shared.cursors import id_page, id_position
 from shared.errors import AppError, NotFound, PreconditionFailed, ValidationFailed
 from shared.ids import new_id
 from shared.normalize import normalize_tags
@@ -71,12 +71,11 @@ _SEARCH_PAGE = 200
 def list_rules(scope: Scope, *, status: str | None, object_type: str | None, limit: int, cursor: str | None) -> str:
     secret = get_settings().cursor_secret
     query = f"{status}|{object_type}"
-    after = str(decode_cursor_for(cursor, secret, q=query).get("after", "")) if cursor is not None else None
+    after = id_position(cursor, secret, query=query, direction="after")
     with UnitOfWork(scope) as uow:
         rows = repository.page(uow, status=status, object_type=object_type, after_id=after, limit=limit)
-    more, rows = len(rows) > limit, rows[:limit]
-    return page_json((_dump(row) for row in rows), encode_cursor({"after": rows[-1].id, "q": query}, secret)
-                     if more else None)
+    rows, next_cursor = id_page(rows, limit=limit, secret=secret, query=query, direction="after")
+    return page_json((_dump(row) for row in rows), next_cursor)
 
 
 def get_rule(scope: Scope, rule_id: str) -> RecordView:
@@ -168,13 +167,12 @@ def resume_rule(scope: Scope, rule_id: str) -> RecordView:
 def list_runs(scope: Scope, rule_id: str, *, status: str | None, limit: int, cursor: str | None) -> str:
     secret = get_settings().cursor_secret
     query = f"{rule_id}|{status}"
-    before = str(decode_cursor_for(cursor, secret, q=query).get("before", "")) if cursor is not None else None
+    before = id_position(cursor, secret, query=query, direction="before")
     with UnitOfWork(scope) as uow:
         _load(uow, rule_id)
         rows = repository.runs_page(uow, rule_id, status=status, before_id=before, limit=limit)
-    more, rows = len(rows) > limit, rows[:limit]
-    return page_json((_dump_run(row) for row in rows), encode_cursor({"before": rows[-1].id, "q": query}, secret)
-                     if more else None)
+    rows, next_cursor = id_page(rows, limit=limit, secret=secret, query=query, direction="before")
+    return page_json((_dump_run(row) for row in rows), next_cursor)
 
 
 def get_run(scope: Scope, rule_id: str, run_id: str) -> str:

@@ -25,7 +25,7 @@ from layers.records.service import RecordService, service_for
 from layers.storage import files
 from shared.clock import utcnow
 from shared.context import Scope, system_scope
-from shared.cursors import decode_cursor_for, encode_cursor
+from shared.cursors import id_page, id_position
 from shared.errors import AppError, NotFound
 from shared.settings import get_settings
 
@@ -45,12 +45,12 @@ def get_export(scope: Scope, export_id: str) -> ExportRead:
 
 def list_exports(scope: Scope, *, limit: int, cursor: str | None) -> str:
     secret = get_settings().cursor_secret
-    before = str(decode_cursor_for(cursor, secret, q="exports").get("before", "")) if cursor is not None else None
+    before = id_position(cursor, secret, query="exports", direction="before")
     with UnitOfWork(scope) as uow:
-        rows = repository.page(uow, before_id=before, limit=limit)
-        more, rows = len(rows) > limit, rows[:limit]
+        rows, next_cursor = id_page(repository.page(uow, before_id=before, limit=limit), limit=limit, secret=secret,
+                                    query="exports", direction="before")
         bodies = [_read(row).model_dump_json() for row in rows]
-    return page_json(bodies, encode_cursor({"before": rows[-1].id, "q": "exports"}, secret) if more else None)
+    return page_json(bodies, next_cursor)
 
 
 # ---- writes -------------------------------------------------------------------------------------------

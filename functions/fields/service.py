@@ -24,7 +24,7 @@ from layers.records.custom import CustomObject, FieldDef
 from layers.records.service import RecordView
 from shared.clock import utcnow
 from shared.context import Scope
-from shared.cursors import decode_cursor_for, encode_cursor
+from shared.cursors import id_page, id_position
 from shared.errors import Conflict, NotFound, PreconditionFailed, UniqueConflict, ValidationFailed
 from shared.ids import new_id
 from shared.settings import get_settings
@@ -42,12 +42,11 @@ def list_fields(
 ) -> str:
     secret = get_settings().cursor_secret
     query = f"{object_type}|{include_archived}"
-    after = str(decode_cursor_for(cursor, secret, q=query).get("after", "")) if cursor is not None else None
+    after = id_position(cursor, secret, query=query, direction="after")
     with UnitOfWork(scope) as uow:
         rows = repository.page(uow, object_type=object_type, include_archived=include_archived, after_id=after,
                                limit=limit)
-    more, rows = len(rows) > limit, rows[:limit]
-    next_cursor = encode_cursor({"after": rows[-1].id, "q": query}, secret) if more else None
+    rows, next_cursor = id_page(rows, limit=limit, secret=secret, query=query, direction="after")
     return page_json((_dump(row) for row in rows), next_cursor)
 
 

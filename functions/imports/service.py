@@ -39,7 +39,7 @@ from layers.records.service import BatchOperation, RecordService, service_for
 from layers.storage import files
 from shared.clock import utcnow
 from shared.context import Scope, system_scope
-from shared.cursors import decode_cursor_for, encode_cursor
+from shared.cursors import id_page, id_position
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.ids import new_id
 from shared.settings import get_settings
@@ -67,12 +67,12 @@ def get_import(scope: Scope, import_id: str) -> ImportRead:
 
 def list_imports(scope: Scope, *, limit: int, cursor: str | None) -> str:
     secret = get_settings().cursor_secret
-    before = str(decode_cursor_for(cursor, secret, q="imports").get("before", "")) if cursor is not None else None
+    before = id_position(cursor, secret, query="imports", direction="before")
     with UnitOfWork(scope) as uow:
-        rows = repository.page(uow, before_id=before, limit=limit)
-        more, rows = len(rows) > limit, rows[:limit]
+        rows, next_cursor = id_page(repository.page(uow, before_id=before, limit=limit), limit=limit, secret=secret,
+                                    query="imports", direction="before")
         bodies = [_read(row).model_dump_json() for row in rows]
-    return page_json(bodies, encode_cursor({"before": rows[-1].id, "q": "imports"}, secret) if more else None)
+    return page_json(bodies, next_cursor)
 
 
 # ---- writes -------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from layers.records.search import FilterGroup
 from layers.records.service import RecordService, object_types, service_for
 from shared.clock import isoformat, utcnow
 from shared.context import Scope, system_scope
-from shared.cursors import decode_cursor_for, encode_cursor
+from shared.cursors import id_page, id_position
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.ids import new_id
 from shared.settings import get_settings
@@ -74,12 +74,11 @@ def create_webhook(scope: Scope, data: WebhookCreate) -> WebhookWithSecret:
 
 def list_webhooks(scope: Scope, *, limit: int, cursor: str | None) -> WebhookPage:
     secret = get_settings().cursor_secret
-    position = decode_cursor_for(cursor, secret, k="webhooks")
+    after = id_position(cursor, secret, query="webhooks", direction="after")
     with UnitOfWork(scope) as uow:
-        rows = repository.subscriptions_page(uow.session, after_id=position.get("after"), limit=limit)
-        more, rows = len(rows) > limit, rows[:limit]
+        rows, next_cursor = id_page(repository.subscriptions_page(uow.session, after_id=after, limit=limit),
+                                    limit=limit, secret=secret, query="webhooks", direction="after")
         data = [WebhookRead.model_validate(r) for r in rows]
-    next_cursor = encode_cursor({"after": rows[-1].id, "k": "webhooks"}, secret) if more else None
     return WebhookPage(data=data, next_cursor=next_cursor)
 
 
@@ -138,14 +137,14 @@ def rotate_secret(scope: Scope, webhook_id: str) -> WebhookWithSecret:
 def list_deliveries(scope: Scope, webhook_id: str, *, limit: int, cursor: str | None,
                     status: str | None) -> DeliveryPage:
     secret = get_settings().cursor_secret
-    position = decode_cursor_for(cursor, secret, w=webhook_id, s=status)
+    query = f"{webhook_id}|{status}"
+    before = id_position(cursor, secret, query=query, direction="before")
     with UnitOfWork(scope) as uow:
         _subscription_or_404(uow, webhook_id)
-        rows = repository.deliveries_page(uow.session, webhook_id, before_id=position.get("before"), limit=limit,
-                                          status=status)
-        more, rows = len(rows) > limit, rows[:limit]
+        rows, next_cursor = id_page(
+            repository.deliveries_page(uow.session, webhook_id, before_id=before, limit=limit, status=status),
+            limit=limit, secret=secret, query=query, direction="before")
         data = [DeliveryRead.model_validate(r) for r in rows]
-    next_cursor = encode_cursor({"before": rows[-1].id, "w": webhook_id, "s": status}, secret) if more else None
     return DeliveryPage(data=data, next_cursor=next_cursor)
 
 

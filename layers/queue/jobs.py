@@ -6,7 +6,6 @@ and one that commits always does (the relay publishes it). On the wire every mes
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -99,6 +98,3 @@ def _first_error(exc: ValidationError) -> str:
     where = ".".join(str(p) for p in error.get("loc", ())) or "body"
     return f"{where}: {error.get('msg')}"
 
-
-def dumps(envelope: Envelope) -> str:
-    return json.dumps(envelope.model_dump(exclude_none=True), separators=(",", ":"), default=str)

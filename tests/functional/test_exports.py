@@ -6,41 +6,16 @@ import io
 import json
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 
 import boto3
 import pytest
 
-from layers.aws.clients import use_client
 from layers.queue.sqs import Queues
 from layers.runtime.inline import InlineQueue
 from shared.settings import get_settings
 from tests.support.api import Api
 
 VIP = [{"filters": [{"property": "tags", "operator": "EQ", "value": "vip"}]}]
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    """moto's HTTP server: presigned URLs are fetched over HTTP, which in-process mock_aws cannot answer."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3_over_http(aws: Queues, moto_server: str) -> Iterator[str]:
-    """The files bucket on moto's server, our S3 client pointed at it."""
-    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
-    if get_settings().files_bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
-        s3.create_bucket(Bucket=get_settings().files_bucket)
-    use_client("s3", s3)
-    yield moto_server
-    use_client("s3", None)
 
 
 @pytest.fixture

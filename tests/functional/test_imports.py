@@ -7,18 +7,16 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from sqlalchemy import select
 
 import app
-from layers.aws.clients import use_client
 from layers.db.uow import UnitOfWork
 from layers.queue.outbox import OutboxEvent
 from layers.queue.sqs import Queues
 from layers.runtime.dispatch import dispatch
 from layers.runtime.inline import InlineQueue
-from shared.settings import get_settings, reset_settings
+from shared.settings import reset_settings
 from tests.support.api import Api, Reply
 
 BOUNDARY = "crm-test-boundary"
@@ -31,30 +29,6 @@ CONTACTS_CSV = (
     ',,,"nobody",\r\n'
     'Katherine,Johnson,katherine@example.com,"Line one\nline two",space\r\n'
 )
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    """moto's HTTP server: presigned URLs are fetched over HTTP, which in-process mock_aws cannot answer."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3_over_http(aws: Queues, moto_server: str) -> Iterator[str]:
-    """The files bucket on moto's server, our S3 client pointed at it."""
-    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
-    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-    if get_settings().files_bucket not in existing:
-        s3.create_bucket(Bucket=get_settings().files_bucket)
-    use_client("s3", s3)
-    yield moto_server
-    use_client("s3", None)
 
 
 @pytest.fixture
