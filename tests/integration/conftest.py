@@ -1,7 +1,8 @@
 """The integration tier: the real MariaDB and Redis.
 
 Outside CI, a missing server skips these tests with the reason; with CI=true it fails them, so CI
-can never pass by skipping. Each xdist worker gets its own database, migrated from scratch.
+can never pass by skipping. Each xdist worker of each run gets its own uniquely named database,
+migrated from scratch and dropped at the end (several runs may share the server).
 """
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from layers.cache.client import use_redis
 from layers.db.engine import make_engine, use_engine
 from layers.db.migrate import upgrade
+from tests.support.databases import scratch_database
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "mysql+pymysql://root@127.0.0.1:3306/crm_test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -36,26 +37,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def mariadb_url() -> str:
+def mariadb_url() -> Iterator[str]:
+    """A database of this run and xdist worker alone (a unique name, dropped at the end of the session)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    url = make_url(DATABASE_URL)
-    return url.set(database=f"{url.database}_{worker}").render_as_string(hide_password=False)
+    try:
+        with scratch_database(DATABASE_URL, worker) as url:
+            yield url
+    except OperationalError as error:
+        _unavailable("MariaDB/MySQL", error)
 
 
 @pytest.fixture(scope="session")
 def mariadb_engine(mariadb_url: str) -> Iterator[Engine]:
-    url = make_url(mariadb_url)
-    server = create_engine(url.set(database="mysql"))
-    try:
-        with server.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS `{url.database}`"))
-            connection.execute(
-                text(f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-            )
-    except OperationalError as error:
-        _unavailable("MariaDB/MySQL", error)
-    finally:
-        server.dispose()
     engine = make_engine(mariadb_url, pool_size=8)
     upgrade(engine)
     yield engine

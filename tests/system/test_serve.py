@@ -28,8 +28,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+
+from tests.support.databases import scratch_database
 
 pytestmark = pytest.mark.system
 
@@ -77,34 +78,28 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def environment() -> dict[str, str]:
-    """A migrated database of its own (per xdist worker) and the env `crm` runs with."""
+def environment() -> Iterator[dict[str, str]]:
+    """A migrated database of its own (a unique name, dropped afterwards) and the env `crm` runs with."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    url = make_url(DATABASE_URL)
-    name = f"crm_system_test_{worker}"
-    server = create_engine(url.set(database="mysql"))
-    try:
-        with server.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-            connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-    except OperationalError as error:
-        _unavailable("MariaDB/MySQL", error)
-    finally:
-        server.dispose()
     try:
         redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
     except redis.RedisError as error:
         _unavailable("Redis", error)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMETHEUS_", "PYTEST_", "FIREBASE_AUTH"))}
-    env.update({
-        "DATABASE_URL": url.set(database=name).render_as_string(hide_password=False),
-        "REDIS_URL": REDIS_URL,
-        "CRM_ENV": "test",
-        "CURSOR_SECRET": "x",
-        "ACCESS_LOG": "true",
-    })
-    _crm(env, "migrate")
-    return env
+    try:
+        with scratch_database(DATABASE_URL, f"system_{worker}") as database_url:
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("PROMETHEUS_", "PYTEST_", "FIREBASE_AUTH"))}
+            env.update({
+                "DATABASE_URL": database_url,
+                "REDIS_URL": REDIS_URL,
+                "CRM_ENV": "test",
+                "CURSOR_SECRET": "x",
+                "ACCESS_LOG": "true",
+            })
+            _crm(env, "migrate")
+            yield env
+    except OperationalError as error:
+        _unavailable("MariaDB/MySQL", error)
 
 
 def _crm(env: dict[str, str], *args: str) -> str:
