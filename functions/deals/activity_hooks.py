@@ -36,6 +36,6 @@ def touch_last_activity(uow: UnitOfWork, deal_ids: list[str], at: datetime) -> N
 
     def mark_pending() -> None:  # readers miss until the next fill: nobody is served the deal as it was
         for deal_id, version in pending:
-            record_cache.mark_pending(scope.workspace_id, "deals", deal_id, version)
+            record_cache.mark_pending(uow, scope.workspace_id, "deals", deal_id, version)
 
     uow.before_commit(mark_pending)

@@ -17,6 +17,7 @@ from functions.companies import service as companies
 from functions.contacts import service as contacts
 from functions.deals import service as deals
 from functions.workspaces import service as workspaces
+from layers.cache import invalidations
 from layers.cache.client import get_redis
 from layers.db.base import Base
 from layers.db.uow import UnitOfWork
@@ -86,6 +87,8 @@ def expire_stale_entries(*, now: datetime, batch_size: int = EXPIRY_BATCH) -> di
         "job_receipts": _delete_in_batches(JobReceipt, JobReceipt.key, JobReceipt.received_at < now - RECEIPT_RETENTION,
                                            batch_size=batch_size),
     }
+    # The cache epoch ledger: a day is far longer than any request or cache entry it could concern.
+    counts["cache_invalidations"] = invalidations.purge(before=now - timedelta(days=1))
     client = get_redis()
     for pattern, ttl in EXPIRING_KEYS:
         counts["ttl_restored_" + pattern.split(":")[0]] = restore_ttls(client, pattern, ttl())

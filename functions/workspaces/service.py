@@ -27,8 +27,8 @@ from functions.workspaces.schemas import (
 )
 from layers.auth.firebase import FirebaseIdentity
 from layers.auth.principals import API_KEY_PREFIX, UserPrincipal
-from layers.cache import sessions
-from layers.cache.client import CACHE_EPOCH_KEY, guarded, invalidation_lost
+from layers.cache import invalidations, sessions
+from layers.cache.client import get_text, guarded
 from layers.db.uow import UnitOfWork
 from layers.queue.outbox import emit
 from shared.clock import utcnow
@@ -54,15 +54,14 @@ def _api_key_cache_key(key_hash: str) -> str:
 class Resolver:
     def resolve_api_key(self, raw_key: str) -> Scope | None:
         key_hash = _hash_key(raw_key)
-        # Entries carry the cache epoch they were written in: a revoke that could not reach Redis
-        # moves the epoch on (see layers.cache.client), so no process trusts older entries.
-        pair: list[str | None] = guarded(
-            "auth", lambda r: r.mget(CACHE_EPOCH_KEY, _api_key_cache_key(key_hash)),  # type: ignore[arg-type,return-value]
-            lambda: [None, None])
-        epoch = pair[0] or "0"
-        cached = pair[1]
+        # Entries carry the cache epoch their filler knew before reading the database: a revoke that could
+        # not reach Redis moves the epoch (layers/cache/invalidations.py), so no process trusts older entries.
+        epoch = invalidations.current()
+        cached: str | None = None
+        if epoch is not None:
+            cached = get_text("auth", _api_key_cache_key(key_hash))
         cached_epoch, _, cached_entry = (cached or "").partition("|")
-        if cached and cached_epoch == epoch:
+        if cached and cached_entry and cached_epoch == str(epoch):
             entry = json.loads(cached_entry)
         else:
             with UnitOfWork(unscoped=True) as uow:
@@ -70,9 +69,12 @@ class Resolver:
                 if key is None:
                     return None
                 entry = {"workspace_id": key.workspace_id, "id": key.id, "scopes": key.scopes}
-            payload = f"{epoch}|{json.dumps(entry)}"
-            guarded("auth", lambda r: r.set(_api_key_cache_key(key_hash), payload, ex=API_KEY_CACHE_SECONDS),
-                    lambda: None)
+            if epoch is not None:
+                # NX: a revoke's tombstone (or a newer fill) stands; a fill that read the key before the revoke
+                # committed can never store it afterwards.
+                payload = f"{epoch}|{json.dumps(entry)}"
+                guarded("auth", lambda r: r.set(_api_key_cache_key(key_hash), payload, ex=API_KEY_CACHE_SECONDS,
+                                                nx=True), lambda: None)
         return Scope(
             workspace_id=entry["workspace_id"],
             actor=Actor(type="api_key", id=entry["id"]),
@@ -309,12 +311,14 @@ def revoke_api_key(scope: Scope, key_id: str) -> None:
         if key.revoked_at is None:
             key.revoked_at = utcnow()
         key_hash = key.key_hash
-        # Drop the cached lookup before and after commit: no window where a revoked key still works.
-        def forget() -> None:
-            guarded("auth", lambda r: r.delete(_api_key_cache_key(key_hash)), invalidation_lost)
+        # Before COMMIT a tombstone replaces the cached lookup for longer than any entry lives, so neither a
+        # cached entry nor a fill racing the revoke can serve the key again; if Redis cannot take it, the
+        # cache epoch moves in this transaction instead.
+        def tombstone() -> None:
+            guarded("auth", lambda r: r.set(_api_key_cache_key(key_hash), "revoked|", ex=API_KEY_CACHE_SECONDS),
+                    lambda: invalidations.record(uow))
 
-        uow.before_commit(forget)
-        uow.after_commit(forget)
+        uow.before_commit(tombstone)
         uow.commit()
 
 

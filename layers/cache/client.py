@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from layers.observability.metrics import REDIS_AVAILABLE, REDIS_DEGRADED
 from shared.settings import get_settings
@@ -18,11 +20,7 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _client: redis.Redis | None = None
 _open_until = 0.0  # breaker: skip Redis until this monotonic time after a failure
-_lost_invalidations = False  # a write could not invalidate its cached copies while Redis was away
 BREAKER_SECONDS = 1.0
-# Every cached entry records the epoch it was written in; readers treat other epochs as misses.
-# (Two-key scripts and MGETs assume a non-cluster Redis, as ElastiCache's replication group is.)
-CACHE_EPOCH_KEY = "cache:epoch"
 
 
 def make_client(url: str | None) -> redis.Redis:
@@ -35,6 +33,9 @@ def make_client(url: str | None) -> redis.Redis:
         decode_responses=True,
         socket_timeout=0.5,
         socket_connect_timeout=0.5,
+        # redis-py 6+ retries timeouts three times with backoff by default: ~9 s per call against a paused
+        # Redis. A failed call is the breaker's business (and a cache miss), never a retry on the request path.
+        retry=Retry(NoBackoff(), 0),
         health_check_interval=30,
         max_connections=256,
     )
@@ -51,32 +52,20 @@ def get_redis() -> redis.Redis:
 
 def use_redis(client: redis.Redis | None) -> None:
     """Swap the client (tests, CLI); None forgets it so settings decide again."""
-    global _client, _open_until, _lost_invalidations
+    global _client, _open_until
     with _lock:
         _client = client
         _open_until = 0.0
-        _lost_invalidations = False
-
-
-def invalidation_lost() -> None:
-    """A committed write could not reach Redis to invalidate its cached copies. The first Redis call
-    that succeeds afterwards moves the cache epoch on, so every process stops serving older entries."""
-    global _lost_invalidations
-    _lost_invalidations = True
 
 
 def guarded(component: str, operation: Callable[[redis.Redis], T], fallback: Callable[[], T]) -> T:
     """Run a Redis operation; on failure (or while the breaker is open) use `fallback` and count it."""
-    global _open_until, _lost_invalidations
+    global _open_until
     if time.monotonic() < _open_until:
         REDIS_DEGRADED.labels(component=component).inc()
         return fallback()
     try:
-        client = get_redis()
-        if _lost_invalidations:
-            client.incr(CACHE_EPOCH_KEY)
-            _lost_invalidations = False
-        result = operation(client)
+        result = operation(get_redis())
     except redis.RedisError as exc:
         _open_until = time.monotonic() + BREAKER_SECONDS
         REDIS_AVAILABLE.set(0)
@@ -87,6 +76,12 @@ def guarded(component: str, operation: Callable[[redis.Redis], T], fallback: Cal
         _open_until = 0.0
         REDIS_AVAILABLE.set(1)
     return result
+
+
+def get_text(component: str, key: str) -> str | None:
+    """GET one key as text; None when absent or when Redis is unavailable (a miss)."""
+    value = guarded(component, lambda r: r.get(key), lambda: None)
+    return None if value is None else str(value)
 
 
 def ping() -> bool:

@@ -35,6 +35,9 @@ REDIS_AVAILABLE = Gauge(
 )
 REDIS_AVAILABLE.set(1)
 CACHE_LOOKUPS = Counter("crm_cache_lookups_total", "Record cache lookups", ["result"])
+CACHE_INVALIDATIONS_LOST = Counter(
+    "crm_cache_invalidations_lost_total", "Writes that could not invalidate Redis and moved the cache epoch instead"
+)
 RATE_LIMITED = Counter("crm_rate_limited_total", "Requests refused with 429", ["limit"])
 
 JOB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)

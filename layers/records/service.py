@@ -131,12 +131,13 @@ class RecordService:
             if (cached.archived and not include_archived) or not self._visible(scope, cached.body):
                 raise self._not_found(record_id)
             return RecordView(record_id, cached.version, cached.archived, cached.body)
+        epoch = record_cache.epoch()  # before the read: a write committed after it moves the epoch past this
         with UnitOfWork(scope) as uow:
             row = uow.session.get(self.spec.model, record_id)
             if row is None:
                 raise self._not_found(record_id)
             view = self._view(row)
-        record_cache.put(scope.workspace_id, self.spec.object_type, record_id, _cached(view))
+        record_cache.fill(scope.workspace_id, self.spec.object_type, record_id, _cached(view), epoch=epoch)
         if view.archived and not include_archived:
             raise self._not_found(record_id)
         return view
@@ -403,7 +404,7 @@ class RecordService:
              data={"object": json.loads(view.body),
                    "changes": {k: {"old": old, "new": new} for k, (old, new) in changes.items()}})
         workspace_id, object_type = row.workspace_id, self.spec.object_type
-        uow.before_commit(lambda: record_cache.mark_pending(workspace_id, object_type, view.id, view.version))
+        uow.before_commit(lambda: record_cache.mark_pending(uow, workspace_id, object_type, view.id, view.version))
         self._cache_after_commit(uow, view)
 
     def _batch_create(self, uow: UnitOfWork, raw: Any, index: int) -> tuple[str, int, RecordView]:
@@ -557,7 +558,7 @@ class RecordService:
         scope = uow.scope
         assert scope is not None
         workspace_id, object_type = scope.workspace_id, self.spec.object_type
-        uow.after_commit(lambda: record_cache.put(workspace_id, object_type, view.id, _cached(view), written=True))
+        uow.after_commit(lambda: record_cache.put_written(workspace_id, object_type, view.id, _cached(view)))
 
     def _dump_page(self, rows: builtins.list[Any]) -> builtins.list[str]:
         """A page's record bodies. One pydantic pass for the whole page (a third cheaper than one per

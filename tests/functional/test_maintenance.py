@@ -150,7 +150,7 @@ def test_expiring_redis_keys_without_a_ttl_get_theirs_back(fake_redis: fakeredis
     fake_redis.set("idem:ws1:no-ttl", "{}")
     fake_redis.set("idem:ws1:running", "{}", ex=120)
     fake_redis.set("sess:abc", "{}")
-    fake_redis.set("cache:epoch", "3")
+    fake_redis.set("unrelated:persistent", "3")
     settings = get_settings()
 
     # WHEN the hourly expiry runs twice
@@ -163,7 +163,7 @@ def test_expiring_redis_keys_without_a_ttl_get_theirs_back(fake_redis: fakeredis
     assert settings.idempotency_ttl_seconds - 5 < fake_redis.ttl("idem:ws1:no-ttl") <= settings.idempotency_ttl_seconds
     assert settings.session_ttl_seconds - 5 < fake_redis.ttl("sess:abc") <= settings.session_ttl_seconds
     assert 0 < fake_redis.ttl("idem:ws1:running") <= 120
-    assert fake_redis.ttl("cache:epoch") == -1
+    assert fake_redis.ttl("unrelated:persistent") == -1
 
 
 def test_old_published_events_and_old_receipts_are_deleted(api: Api) -> None:
@@ -195,3 +195,27 @@ def test_old_published_events_and_old_receipts_are_deleted(api: Api) -> None:
     assert left == {events["recent"], events["unpublished"]}
     assert kept == {receipts["recent"]}
     assert counts["outbox_events"] >= 1 and counts["job_receipts"] >= 1
+
+
+def test_the_cache_epoch_ledger_is_purged_but_keeps_its_newest_row() -> None:
+    # GIVEN ledger rows from two days ago (the newest among them too) and one from now
+    from layers.cache.invalidations import CacheInvalidation, current, use_tracker
+    from layers.db.engine import get_engine
+
+    now = utcnow()
+    with get_engine().begin() as connection:
+        old = [connection.execute(CacheInvalidation.__table__.insert().values(created_at=now - timedelta(days=2)))
+               .inserted_primary_key[0] for _ in range(2)]
+    use_tracker(None)
+    epoch_before = current()
+
+    # WHEN the hourly expiry runs
+    counts = expire_stale_entries(now=now)
+
+    # THEN the older old row went, but not the newest: the epoch every process reads never moves back
+    with get_engine().connect() as connection:
+        left = set(connection.execute(select(CacheInvalidation.id)).scalars())
+    assert counts["cache_invalidations"] >= 1
+    assert old[0] not in left and old[1] in left
+    use_tracker(None)
+    assert current() == epoch_before == old[1]

@@ -66,6 +66,7 @@ def test_a_stale_fill_racing_a_write_cannot_win(api: Api) -> None:
     # GIVEN a reader that loaded version 1 from the database (its cache fill still to come)
     record = _create(api)
     scope = system_scope(api.workspace_id)
+    epoch = record_cache.epoch()  # a reader takes the epoch before it reads the database
     with UnitOfWork(scope) as uow:
         row = uow.session.get(Contact, record["id"])
         assert row is not None and row.version == 1
@@ -75,7 +76,7 @@ def test_a_stale_fill_racing_a_write_cannot_win(api: Api) -> None:
     # WHEN a write to version 2 commits, and only then the reader stores what it read
     patched = api.patch(f"/v1/contacts/{record['id']}", {"job_title": "Newer"})
     assert patched.status == 200
-    record_cache.put(api.workspace_id, "contacts", record["id"], stale)
+    record_cache.fill(api.workspace_id, "contacts", record["id"], stale, epoch=epoch)
 
     # THEN readers still get version 2
     after = api.get(f"/v1/contacts/{record['id']}")
@@ -91,8 +92,9 @@ def test_a_fill_during_a_commit_is_refused_and_readers_miss_until_it_lands(api: 
     def stale_reader_fills() -> None:
         # runs inside the writer's commit, after its pending marker and before COMMIT
         seen_during_commit.append(record_cache.get(api.workspace_id, "contacts", record["id"]))
-        record_cache.put(api.workspace_id, "contacts", record["id"],
-                         record_cache.CachedRecord(1, False, api.get(f"/v1/contacts/{record['id']}").raw.decode()))
+        record_cache.fill(api.workspace_id, "contacts", record["id"],
+                          record_cache.CachedRecord(1, False, api.get(f"/v1/contacts/{record['id']}").raw.decode()),
+                          epoch=record_cache.epoch())
 
     # WHEN a write commits while a reader fills the cache with what it read (version 1)
     scope = system_scope(api.workspace_id)
