@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     # How long the database may keep a caller waiting (seconds). The statement limit is enforced by the
     # server (MariaDB max_statement_time, MySQL max_execution_time, lock waits); the client's socket
     # timeouts sit just above it, so a frozen server costs a request no more than that. 0: no limit.
-    db_statement_timeout: float = Field(5.0, alias="DB_STATEMENT_TIMEOUT", ge=0)
+    db_statement_timeout: float = Field(3.0, alias="DB_STATEMENT_TIMEOUT", ge=0)
     db_connect_timeout: float = Field(2.0, alias="DB_CONNECT_TIMEOUT", gt=0)
     db_pool_timeout: float = Field(2.0, alias="DB_POOL_TIMEOUT", gt=0)  # waiting for a free pooled connection
 
