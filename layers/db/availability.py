@@ -104,10 +104,16 @@ def availability_of(engine: Engine) -> Availability:
     with _registry_lock:
         found = _registry.get(engine)
         if found is None:
-            found = _registry[engine] = Availability(lambda: _select_one(engine))
+            found = _registry[engine] = Availability(_select_one(weakref.ref(engine)))
         return found
 
 
-def _select_one(engine: Engine) -> None:
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+def _select_one(engine: weakref.ref[Engine]) -> Callable[[], None]:
+    def probe() -> None:
+        live = engine()
+        if live is None:
+            raise RuntimeError("the engine is gone")
+        with live.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    return probe

@@ -143,12 +143,13 @@ def _mysql_engine(url: str, pool_size: int, limits: DatabaseLimits) -> Engine:
 
 def _probe(engine: Engine, connect_args: dict[str, Any]) -> Callable[[], None]:
     """Open and close a throwaway connection with short timeouts: the server's handshake is the answer."""
-    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    dialect = engine.dialect  # not the engine: the availability registry holds engines weakly
+    cargs, cparams = dialect.create_connect_args(engine.url)
     params = {**cparams, **connect_args, "connect_timeout": PROBE_TIMEOUT_SECONDS,
               "read_timeout": PROBE_TIMEOUT_SECONDS, "write_timeout": PROBE_TIMEOUT_SECONDS}
 
     def probe() -> None:
-        engine.dialect.connect(*cargs, **params).close()
+        dialect.connect(*cargs, **params).close()
 
     return probe
 

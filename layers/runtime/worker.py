@@ -10,8 +10,8 @@
   its reason, instead of failing maxReceiveCount times.
 - A job that failed because the database could not be reached is left to the queue like any failure,
   and then the worker takes no more work — neither the rest of what it holds (their visibility kept up)
-  nor new receives — until the database answers again. An outage so costs each held message no
-  receive (only the one that met it, one), instead of walking the whole queue into the dead-letter queue.
+  nor new receives — until the database answers again. An outage so costs the job that met it one
+  receive and the others none, instead of walking the whole queue into the dead-letter queue.
 - On stop (SIGTERM) each thread finishes the message in hand, gives back the ones it had not started
   (visibility 0, so another worker takes them at once), and exits.
 """
