@@ -81,10 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     from sqlalchemy import func, insert, select, text
 
     from functions.deals.models import Deal
-    from layers.db.engine import get_engine
+    from layers.db.engine import DatabaseLimits, make_engine
+    from shared.settings import get_settings
 
     stages = json.loads(args.stages)
-    engine = get_engine()
+    settings = get_settings()  # a bulk load: no statement limit (the api tier's would cut a big batch short)
+    engine = make_engine(settings.database_url, limits=DatabaseLimits.for_admin(settings))
     t0 = time.perf_counter()
     rows = deal_rows(random.Random(args.seed), args, stages)
     t1 = time.perf_counter()

@@ -82,9 +82,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     if not os.environ.get("REDIS_URL"):
         use_redis(fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True))
-    from layers.db.engine import get_engine
+    from layers.db.engine import DatabaseLimits, get_engine, make_engine, use_engine
     from layers.db.migrate import upgrade
 
+    settings = get_settings()  # the import and export jobs run as in `crm worker`: with the worker tier's limits
+    use_engine(make_engine(settings.database_url, limits=DatabaseLimits.for_worker(settings)))
     upgrade(get_engine())
     import app
     from functions.exports import service as exports

@@ -132,15 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     from functions.workspaces.models import Membership, User
     from functions.workspaces.service import provision_workspace
     from layers.cache.client import use_redis
-    from layers.db.engine import get_engine
+    from layers.db.engine import DatabaseLimits, get_engine, make_engine
     from layers.db.migrate import upgrade
     from layers.db.uow import UnitOfWork
     from shared.context import Actor, Scope, system_scope
     from shared.ids import new_id
+    from shared.settings import get_settings
 
     use_redis(fakeredis.FakeRedis(decode_responses=True))
-    engine = get_engine()
-    upgrade(engine)
+    engine = get_engine()  # the reports run with the api tier's limits, as they do behind the API ...
+    settings = get_settings()  # ... the bulk load without a statement limit
+    bulk = make_engine(settings.database_url, limits=DatabaseLimits.for_admin(settings))
+    upgrade(bulk)
     rng = random.Random(100_000)
     made = provision_workspace(name="Bench", owner_email="owner@bench.example")
     other = provision_workspace(name="Noise", owner_email="noise@bench.example")
@@ -171,11 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         "subject": "s", "body": None, "email_to": [],
         "occurred_at": now - timedelta(days=rng.randint(0, 200), seconds=rng.randint(0, 86399)),
     } for _ in range(args.activities)]
-    seconds = insert_chunks(engine, Deal.__table__, rows, args.chunk)
+    seconds = insert_chunks(bulk, Deal.__table__, rows, args.chunk)
     log(f"inserted {args.deals:,} deals in {seconds:.1f} s ({args.deals / seconds:,.0f} rows/s)")
-    insert_chunks(engine, Deal.__table__, noise, args.chunk)
-    insert_chunks(engine, Activity.__table__, activities, args.chunk)
-    with engine.begin() as connection:
+    insert_chunks(bulk, Deal.__table__, noise, args.chunk)
+    insert_chunks(bulk, Activity.__table__, activities, args.chunk)
+    with bulk.begin() as connection:
         connection.execute(text("ANALYZE TABLE deals, activities, pipeline_stages"))
 
     admin = system_scope(made.workspace_id)

@@ -15,6 +15,12 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///.crm-local/crm.db", alias="DATABASE_URL")
     redis_url: str | None = Field(None, alias="REDIS_URL")  # None: in-process stand-in
     db_pool_size: int = Field(10, alias="DB_POOL_SIZE")
+    # How long the database may keep a caller waiting (seconds). The statement limit is enforced by the
+    # server (MariaDB max_statement_time, MySQL max_execution_time, lock waits); the client's socket
+    # timeouts sit just above it, so a frozen server costs a request no more than that. 0: no limit.
+    db_statement_timeout: float = Field(3.0, alias="DB_STATEMENT_TIMEOUT", ge=0)
+    db_connect_timeout: float = Field(2.0, alias="DB_CONNECT_TIMEOUT", gt=0)
+    db_pool_timeout: float = Field(2.0, alias="DB_POOL_TIMEOUT", gt=0)  # waiting for a free pooled connection
 
     firebase_project_id: str = Field("crm-local", alias="FIREBASE_PROJECT_ID")
     firebase_certs_url: str | None = Field(None, alias="FIREBASE_CERTS_URL")
@@ -49,6 +55,8 @@ class Settings(BaseSettings):
     worker_max_receives: int = Field(5, alias="WORKER_MAX_RECEIVES")  # used when the queue has no redrive policy
     worker_stop_timeout: int = Field(25, alias="WORKER_STOP_TIMEOUT")  # under ECS stopTimeout (30 s)
     worker_metrics_port: int = Field(9100, alias="WORKER_METRICS_PORT")
+    # Jobs (imports, exports, purges) may run longer statements than a request: `crm worker` uses this limit.
+    worker_db_statement_timeout: float = Field(120.0, alias="WORKER_DB_STATEMENT_TIMEOUT", ge=0)
     relay_batch_size: int = Field(200, alias="RELAY_BATCH_SIZE")
     relay_idle_seconds: float = Field(0.2, alias="RELAY_IDLE_SECONDS")
     event_retention_days: int = Field(35, alias="EVENT_RETENTION_DAYS")  # the event log promises >= 30

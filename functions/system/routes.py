@@ -27,8 +27,8 @@ def health() -> Response:
 
 
 @bp.route("/ready", methods=["GET"], name="system_ready")
-@endpoint(summary="Readiness: the database and Redis answer", permission="public", tag=TAG, response=Readiness,
-          errors=(503,))
+@endpoint(summary="Readiness: the database and Redis answer (within 2 s)", permission="public", tag=TAG,
+          response=Readiness, extra_responses={503: "Not ready: the checks say which dependency did not answer"})
 def ready() -> Response:
     checks = readiness()
     ok = all(checks.values())

@@ -208,7 +208,7 @@ def revoke_api_key(key_id: str) -> Response:
 
 @bp.route("/v1/sessions", methods=["POST"], name="workspaces_sessions_start")
 @endpoint(summary="Exchange a Firebase ID token for a session cookie", permission="public", tag=TAG,
-          request=SessionCreate, response=MeRead, status=201, errors=(400, 401, 422))
+          request=SessionCreate, response=MeRead, status=201, errors=(400, 401, 422, 503))
 def start_session() -> Response:
     request = bp.current_request
     data = parse_body(request, SessionCreate)

@@ -17,12 +17,13 @@ from layers.auth.firebase import FirebaseVerifier
 from layers.auth.principals import API_KEY_PREFIX, CredentialResolver, UserPrincipal
 from layers.cache import idempotency, sessions
 from layers.cache.ratelimit import Limit, RateLimiter
+from layers.db.errors import service_unavailable
 from layers.http.context import InvocationContext
 from layers.http.endpoint import Endpoint, endpoint_of
 from layers.http.problems import problem_response
 from layers.http.requests import SCOPE_ATTRIBUTE, USER_ATTRIBUTE
 from layers.observability.logging import get_logger
-from layers.observability.metrics import RATE_LIMITED
+from layers.observability.metrics import DATABASE_REFUSED, RATE_LIMITED
 from shared.context import Scope
 from shared.errors import (
     AppError,
@@ -72,12 +73,21 @@ class ErrorMiddleware:
         except AppError as error:
             response = problem_response(error, request_id)
         except Exception as exc:  # the one place unexpected errors are caught
-            get_logger().exception("unhandled error", extra={"request_id": request_id})
-            if self._capture is not None:
-                self._capture(exc)
-            response = problem_response(AppError("An unexpected error occurred; it has been reported."), request_id)
+            response = problem_response(self._unexpected(exc, request_id), request_id)
         response.headers["X-Request-Id"] = request_id
         return response
+
+    def _unexpected(self, exc: Exception, request_id: str) -> AppError:
+        unavailable = service_unavailable(exc)
+        if unavailable is not None:  # the database could not serve it: 503 + Retry-After, not a bug to report
+            DATABASE_REFUSED.labels(reason=unavailable.reason.value).inc()
+            get_logger().warning("database unavailable", extra={
+                "request_id": request_id, "reason": unavailable.reason.value, "error": type(exc).__name__})
+            return unavailable
+        get_logger().exception("unhandled error", extra={"request_id": request_id})
+        if self._capture is not None:
+            self._capture(exc)
+        return AppError("An unexpected error occurred; it has been reported.")
 
     @staticmethod
     def _from_chalice_error(response: Response, request_id: str) -> Response:

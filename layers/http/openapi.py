@@ -23,7 +23,7 @@ _ERROR_TEXT = {
     422: "Validation failed: the fields at fault are listed",
     429: "Rate limit exceeded; see Retry-After",
     500: "Unexpected error (reported; no internals are exposed)",
-    503: "A dependency is unavailable; retry",
+    503: "The database or Redis cannot serve this right now; retry after Retry-After seconds",
 }
 _RATE_HEADERS = {
     "RateLimit-Limit": {"schema": {"type": "integer"}, "description": "Requests allowed in the window"},
@@ -122,8 +122,8 @@ def _operation(
     if spec.etag and method == "GET":
         responses["304"] = {"description": "Not modified"}
     errors = set(spec.errors) | {500}
-    if spec.permission != "public":
-        errors |= {401, 403, 429}
+    if spec.permission != "public":  # authenticating reads the database or Redis: either may be unavailable
+        errors |= {401, 403, 429, 503}
     if spec.request is not None:
         errors |= {400, 413, 415, 422}
     if method == "POST":

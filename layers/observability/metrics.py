@@ -34,6 +34,14 @@ REDIS_AVAILABLE = Gauge(
     "crm_redis_available", "1 while Redis answers, 0 after a failure", multiprocess_mode="mostrecent"
 )
 REDIS_AVAILABLE.set(1)
+DATABASE_AVAILABLE = Gauge(
+    "crm_database_available", "1 while the database answers, 0 after it could not be reached",
+    multiprocess_mode="mostrecent",
+)
+DATABASE_AVAILABLE.set(1)
+DATABASE_REFUSED = Counter(
+    "crm_database_refused_total", "Requests answered 503 because the database could not serve them", ["reason"]
+)
 CACHE_LOOKUPS = Counter("crm_cache_lookups_total", "Record cache lookups", ["result"])
 CACHE_INVALIDATIONS_LOST = Counter(
     "crm_cache_invalidations_lost_total", "Writes that could not invalidate Redis and moved the cache epoch instead"

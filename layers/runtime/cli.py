@@ -56,6 +56,7 @@ def worker(threads: int | None, relay: bool, run_scheduler: bool, metrics_port: 
     configure_process_logging()
     init_sentry(settings)
     import app as composition
+    from layers.db.engine import DatabaseLimits, make_engine, use_engine
     from layers.queue.relay import Relay, sqs_publisher
     from layers.queue.sqs import queues, send_job, sqs
     from layers.queue.wakeup import Wakeup
@@ -68,6 +69,9 @@ def worker(threads: int | None, relay: bool, run_scheduler: bool, metrics_port: 
         from prometheus_client import start_http_server
 
         start_http_server(port)
+    # Jobs may run longer statements than requests do: the worker tier has its own statement limit.
+    use_engine(make_engine(settings.database_url, pool_size=settings.db_pool_size,
+                           limits=DatabaseLimits.for_worker(settings)))
     resolved = queues()
     consumer = Worker(composition.app, sqs(), resolved, threads=threads or settings.worker_threads,
                       wait_seconds=settings.worker_wait_seconds, visibility_timeout=settings.worker_visibility_timeout)
@@ -238,10 +242,17 @@ def _check_settings() -> Any:
 
 
 def _migrate() -> None:
-    from layers.db.engine import get_engine
+    """Migrations get an engine of their own, without the statement limit requests have."""
+    from layers.db.engine import DatabaseLimits, make_engine
     from layers.db.migrate import upgrade
+    from shared.settings import get_settings
 
-    upgrade(get_engine())
+    settings = get_settings()
+    engine = make_engine(settings.database_url, pool_size=1, limits=DatabaseLimits.for_admin(settings))
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 def _serve(host: str, port: int, workers: int, threads: int) -> None:

@@ -8,6 +8,10 @@
   policy moves it to the dead-letter queue after maxReceiveCount receives.
 - A poison message (unknown handler, malformed payload) goes to the dead-letter queue at once with
   its reason, instead of failing maxReceiveCount times.
+- A job that failed because the database could not be reached is left to the queue like any failure,
+  and then the worker takes no more work — neither the rest of what it holds (their visibility kept up)
+  nor new receives — until the database answers again. An outage so costs the job that met it one
+  receive and the others none, instead of walking the whole queue into the dead-letter queue.
 - On stop (SIGTERM) each thread finishes the message in hand, gives back the ones it had not started
   (visibility 0, so another worker takes them at once), and exits.
 """
@@ -23,6 +27,8 @@ from typing import Any
 
 from chalice.app import Chalice
 
+from layers.db.engine import database_answers
+from layers.db.errors import Unavailability, unavailability
 from layers.observability.metrics import (
     JOB_DURATION,
     JOB_QUEUE_LAG,
@@ -49,6 +55,7 @@ class Worker:
     def __init__(
         self, app: Chalice, sqs: Any, queues: Queues, *, threads: int = 4, wait_seconds: int = 10,
         visibility_timeout: int = 60, messages_per_receive: int = 10, retry_base_seconds: int = 10,
+        database_poll_seconds: float = 1.0,
     ) -> None:
         self.app = app
         self.sqs = sqs
@@ -58,7 +65,10 @@ class Worker:
         self.visibility_timeout = visibility_timeout
         self.messages_per_receive = messages_per_receive
         self.retry_base_seconds = retry_base_seconds
+        self.database_poll_seconds = database_poll_seconds
         self.stopping = threading.Event()
+        self.database_away = threading.Event()  # set by a job that could not reach the database
+        self._probing = threading.Lock()
         self._in_flight: dict[str, _InFlight] = {}
         self._lock = threading.Lock()
         self._queue_arn = sqs.get_queue_attributes(
@@ -90,6 +100,9 @@ class Worker:
     # ---- consuming ---------------------------------------------------------------------------------
     def _consume(self) -> None:
         while not self.stopping.is_set():
+            self._wait_for_database()
+            if self.stopping.is_set():
+                break
             try:
                 reply = self.sqs.receive_message(
                     QueueUrl=self.queues.jobs_url,
@@ -109,6 +122,7 @@ class Worker:
             done: list[dict[str, Any]] = []
             try:
                 for index, message in enumerate(received):
+                    self._wait_for_database()
                     if self.stopping.is_set():
                         self._give_back(received[index:])
                         break
@@ -144,6 +158,9 @@ class Worker:
             return "dead_letter"
         except Exception as exc:
             JOBS_FAILED.labels(handler).inc()
+            if unavailability(exc) is Unavailability.UNREACHABLE and not self.database_away.is_set():
+                self.database_away.set()
+                log.warning("database unreachable: taking no more work until it answers", extra={"handler": handler})
             if receive_count >= self.queues.max_receives:
                 # The redrive policy moves it on its next receive; say so now, while we know why.
                 JOBS_DEAD_LETTERED.labels(handler, "failed").inc()
@@ -163,6 +180,19 @@ class Worker:
             acknowledged.append(message)
         JOBS_PROCESSED.labels(handler).inc()
         return "done"
+
+    def _wait_for_database(self) -> None:
+        """While the database is away, hold still; one thread at a time probes it, every poll interval."""
+        while self.database_away.is_set() and not self.stopping.is_set():
+            if self._probing.acquire(blocking=False):
+                try:
+                    if self.database_away.is_set() and database_answers():
+                        self.database_away.clear()
+                        log.info("database answers again: taking work")
+                        return
+                finally:
+                    self._probing.release()
+            self.stopping.wait(self.database_poll_seconds)
 
     # ---- helpers -----------------------------------------------------------------------------------
     def _dead_letter(self, message: dict[str, Any], reason: str) -> None:

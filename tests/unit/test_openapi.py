@@ -93,10 +93,10 @@ def test_non_public_operations_document_auth_limit_and_server_problems(crm_app: 
         operation = document["paths"][path][method.lower()]
         statuses = _problem_statuses(operation)
 
-        # THEN 500 is always there, and 401/403/429 unless the route is public
+        # THEN 500 is always there, and 401/403/429/503 unless the route is public
         assert 500 in statuses, f"{method} {path}"
         if spec.permission != "public":
-            assert {401, 403, 429} <= statuses, f"{method} {path}"
+            assert {401, 403, 429, 503} <= statuses, f"{method} {path}"
             assert "RateLimit-Remaining" in operation["responses"][str(spec.status)]["headers"]
         else:
             assert operation["security"] == []
@@ -165,3 +165,11 @@ def test_single_record_operations_document_etags(document: dict[str, Any]) -> No
     assert "ETag" in get_op["responses"]["200"]["headers"]
     assert "If-Match" in {p.get("name") for p in patch_op["parameters"]}
     assert 412 in _problem_statuses(patch_op)
+
+
+def test_ready_documents_its_503_with_the_body_it_sends(document: dict[str, Any]) -> None:
+    # GIVEN the readiness probe, which answers 503 with its checks (not a problem) when a dependency is down
+    responses = document["paths"]["/ready"]["get"]["responses"]
+    # THEN its 503 is documented with the same body as its 200
+    assert responses["503"]["content"] == responses["200"]["content"]
+    assert "$ref" in responses["503"]["content"]["application/json"]["schema"]
