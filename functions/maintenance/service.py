@@ -38,6 +38,7 @@ SCAN_COUNT = 500
 # The Redis keys that must always expire (layers/cache/idempotency.py, layers/cache/sessions.py).
 EXPIRING_KEYS: tuple[tuple[str, Callable[[], int]], ...] = (
     ("idem:*", lambda: get_settings().idempotency_ttl_seconds),
+    ("idem-seen:*", lambda: get_settings().idempotency_ttl_seconds),
     ("sess:*", lambda: get_settings().session_ttl_seconds),
 )
 

@@ -2,8 +2,10 @@
 
 Redis is not the truth (the database's idempotency_records is: layers/http/idempotency.py). The lease only
 lets a concurrent repeat answer 409 at once instead of running beside the first; it lives LEASE_SECONDS,
-so a process that dies holding it frees the key that soon. A finished answer is kept for the
-idempotency TTL. Every call degrades to "Redis is away" instead of failing the request.
+so a process that dies holding it frees the key that soon. A finished answer is kept for the idempotency
+TTL, and so is a mark that the key was seen: a claim that finds the mark but no lease takes over from a
+request that died or failed, and only then must the database be asked what that one did. Every call
+degrades to "Redis is away" instead of failing the request.
 """
 from __future__ import annotations
 
@@ -21,13 +23,18 @@ from shared.settings import get_settings
 # whether that request took effect. A request still running after it (database statements are time-limited,
 # so none should) may see a repeat run beside it: the database's unique key lets only one of them commit.
 LEASE_SECONDS = 30
+# The seen mark outlives the database's record until the hourly purge has deleted it: a claim within that
+# time still asks the database, which then frees the expired key instead of refusing it.
+SEEN_GRACE_SECONDS = 2 * 3600
 
-# GET, or SET the lease when there is nothing: one round trip, and no gap between the two.
+# GET the entry, or SET the lease when there is none and say whether the key was seen before: one round
+# trip, and no gap between the steps.
 _CLAIM = """
 local current = redis.call('GET', KEYS[1])
 if current then return current end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return false
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then return false end
+return 'takeover'
 """
 # Delete the lease only if it is still ours (it may have expired and been taken by a repeat).
 _RELEASE = """
@@ -45,24 +52,32 @@ class StoredResponse:
 
 @dataclass(frozen=True)
 class Claim:
-    """`leased`: this request holds the key (`lease` releases it); `unavailable`: Redis is away."""
+    """`leased`: this request holds the key (`lease` releases it), `first_use` when the key was never seen
+    (so nothing can have committed under it); `unavailable`: Redis is away."""
 
     outcome: Literal["leased", "replay", "running", "mismatch", "unavailable"]
     stored: StoredResponse | None = None
     lease: str | None = None
+    first_use: bool = False
 
 
 def _key(owner: str, key: str) -> str:
     return f"idem:{owner}:{key}"
 
 
+def _seen_key(owner: str, key: str) -> str:
+    return f"idem-seen:{owner}:{key}"
+
+
 def claim(owner: str, key: str, fingerprint: str) -> Claim:
     lease = json.dumps({"state": "running", "fp": fingerprint, "token": secrets.token_hex(8)})
 
     def attempt(client: redis.Redis) -> Claim:
-        raw = client.register_script(_CLAIM)(keys=[_key(owner, key)], args=[lease, LEASE_SECONDS])
-        if not raw:
-            return Claim("leased", lease=lease)
+        raw = client.register_script(_CLAIM)(keys=[_key(owner, key), _seen_key(owner, key)],
+                                             args=[lease, LEASE_SECONDS,
+                                                   get_settings().idempotency_ttl_seconds + SEEN_GRACE_SECONDS])
+        if not raw or raw == "takeover":
+            return Claim("leased", lease=lease, first_use=not raw)
         entry = json.loads(raw)  # type: ignore[arg-type]
         if entry["fp"] != fingerprint:
             return Claim("mismatch")
@@ -82,7 +97,8 @@ def remember(owner: str, key: str, fingerprint: str, response: StoredResponse) -
 
 
 def release(owner: str, key: str, lease: str | None) -> None:
-    """Free the key for a retry: the request failed on our side (or its outcome is for the database to tell)."""
+    """Free the key for a retry: the request failed on our side (or its outcome is for the database to tell).
+    The key stays seen, so the retry asks the database first."""
     if lease is None:
         return
     guarded("idempotency", lambda r: r.register_script(_RELEASE)(keys=[_key(owner, key)], args=[lease]), lambda: 0)

@@ -5,8 +5,11 @@ cases fast. For a request with a key:
 
 1. Redis: its answer → replay it (422 if the key came with another request); a live lease → 409 with
    Retry-After (the first copy is still running); otherwise take the lease (30 s). Redis away: go on.
-2. Database: the key's record with a response → replay it; a record without one (the request committed, then
-   its process died before its response was stored) → 409 idempotency-outcome-unknown. Never a second run.
+2. Unless Redis says the key was never seen, ask the database (a request that died or failed under it may
+   have committed): the key's record with a response → replay it; a record without one (the request
+   committed, then its process died before its response was stored) → 409 idempotency-outcome-unknown.
+   Never a second run. (A first use costs no read: should Redis have lost the key, step 3's insert finds
+   the record taken and the request is rolled back and replayed.)
 3. Run the request with its commits deferred (layers/db/uow.CommitDeferral): its unit of work flushes and
    keeps its transaction open; the record with the response is inserted into that transaction and committed
    with the effects, so they exist together or not at all. If the insert finds the key taken, a concurrent
@@ -60,7 +63,7 @@ class KeyedRequest:
             return _replay(claim.stored)
         self._lease = claim.lease
         try:
-            earlier = records.find(self.owner, self.key)
+            earlier = None if claim.first_use else records.find(self.owner, self.key)
             if earlier is not None:
                 return self._answer(earlier)
             return self._run(run)
@@ -126,8 +129,8 @@ class KeyedRequest:
 
     def _answer_winner(self) -> Response:
         winner = records.find(self.owner, self.key)
-        if winner is None:  # it expired or was purged in between: nothing is left to replay, run again
-            raise IdempotencyInProgress("retry: a concurrent request with this key just finished",
+        if winner is None:  # an expired record (now deleted) held the key: nothing to replay, the retry runs
+            raise IdempotencyInProgress("retry: this Idempotency-Key's earlier use has just expired",
                                         headers={"Retry-After": "1"})
         return self._answer(winner)
 

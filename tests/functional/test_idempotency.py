@@ -278,17 +278,21 @@ def test_a_lease_left_by_a_dead_process_frees_the_key_within_30_seconds(
     assert contact_count(api) == 1
 
 
-def test_a_key_reused_with_another_body_after_redis_forgot_it_is_still_422(
+def test_after_redis_forgot_a_key_its_repeat_is_still_replayed_and_its_reuse_still_422(
         api: Api, fake_redis: fakeredis.FakeRedis) -> None:
     # GIVEN a keyed create, then Redis lost everything (a restart without persistence)
     headers = key()
-    assert api.post("/v1/contacts", {"first_name": "Ada"}, headers=headers).status == 201
+    first = api.post("/v1/contacts", {"first_name": "Ada"}, headers=headers)
     fake_redis.flushall()
-    # WHEN the key is reused with another body
+    # WHEN the request is repeated, and the key is reused with another body
+    again = api.post("/v1/contacts", {"first_name": "Ada"}, headers=headers)
+    fake_redis.flushall()
     other = api.post("/v1/contacts", {"first_name": "Grace"}, headers=headers)
-    # THEN the database's record refuses it
+    # THEN the database's record decides: the repeat replays (its own run rolled back), the reuse is refused
+    assert again.status == 201 and again.header("Idempotent-Replayed") == "true" and again.json == first.json
     assert_problem(other, 422, "idempotency-key-reused")
     assert contact_count(api) == 1
+    assert events_of(api, first.json["id"]) == ["contact.created"]
 
 
 def test_an_expired_record_frees_its_key(api: Api, fake_redis: fakeredis.FakeRedis) -> None:
