@@ -36,6 +36,13 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then return false end
 return 'takeover'
 """
+# Store an answer in place of our own lease (ARGV[1]; empty: none) or of nothing, never over another's.
+_REMEMBER_OWN = """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
 # Delete the lease only if it is still ours (it may have expired and been taken by a repeat).
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -89,11 +96,22 @@ def claim(owner: str, key: str, fingerprint: str) -> Claim:
 
 
 def remember(owner: str, key: str, fingerprint: str, response: StoredResponse) -> None:
-    """The key's answer, replayed from here for the idempotency TTL (it replaces the lease)."""
-    value = json.dumps({"state": "done", "fp": fingerprint, "status": response.status, "headers": response.headers,
-                        "body": response.body})
+    """The key's answer (the database's), replayed from here for the idempotency TTL."""
     ttl = get_settings().idempotency_ttl_seconds
-    guarded("idempotency", lambda r: r.set(_key(owner, key), value, ex=ttl), lambda: None)
+    guarded("idempotency", lambda r: r.set(_key(owner, key), _done(fingerprint, response), ex=ttl), lambda: None)
+
+
+def remember_own(owner: str, key: str, fingerprint: str, response: StoredResponse, lease: str | None) -> None:
+    """An answer that only Redis keeps (nothing committed): it replaces this request's own lease, never what a
+    concurrent copy stored meanwhile."""
+    ttl = get_settings().idempotency_ttl_seconds
+    guarded("idempotency", lambda r: r.register_script(_REMEMBER_OWN)(
+        keys=[_key(owner, key)], args=[lease or "", _done(fingerprint, response), ttl]), lambda: 0)
+
+
+def _done(fingerprint: str, response: StoredResponse) -> str:
+    return json.dumps({"state": "done", "fp": fingerprint, "status": response.status, "headers": response.headers,
+                       "body": response.body})
 
 
 def release(owner: str, key: str, lease: str | None) -> None:

@@ -111,6 +111,8 @@ class KeyedRequest:
             winner = records.find(self.owner, self.key)
             if winner is not None:
                 return self._answer(winner)
+            leases.remember_own(self.owner, self.key, self.fingerprint, stored, self._lease)
+            return None
         leases.remember(self.owner, self.key, self.fingerprint, stored)
         return None
 

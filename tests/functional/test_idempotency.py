@@ -311,3 +311,15 @@ def test_an_expired_record_frees_its_key(api: Api, fake_redis: fakeredis.FakeRed
     assert contact_count(api) == 2
     [record] = records_of(api)
     assert json.loads(record.body or "")["first_name"] == "Grace"
+
+
+def test_an_answer_only_redis_keeps_never_replaces_a_concurrent_copys() -> None:
+    # GIVEN a request holding a key's lease, which lapsed, and a copy that then stored its (committed) answer
+    owner, idempotency_key = new_id(), f"key-{new_id()}"
+    mine = leases.claim(owner, idempotency_key, "fp")
+    leases.remember(owner, idempotency_key, "fp", leases.StoredResponse(201, {}, "theirs"))
+    # WHEN the first request stores the client error it ended with
+    leases.remember_own(owner, idempotency_key, "fp", leases.StoredResponse(409, {}, "mine"), mine.lease)
+    # THEN the copy's answer is what repeats get
+    replay = leases.claim(owner, idempotency_key, "fp")
+    assert replay.outcome == "replay" and replay.stored == leases.StoredResponse(201, {}, "theirs")
