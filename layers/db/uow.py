@@ -109,13 +109,13 @@ class UnitOfWork:
         for callback in self._before_commit:
             callback()
         self._before_commit = []
-        self._committed = True
         deferral = _deferral.get()
         if deferral is not None:
-            deferral.hold(self)
-            return
-        self.session.commit()
-        self._run_after_commit()
+            deferral.hold(self)  # its owner commits the transaction, or rolls it back
+        else:
+            self.session.commit()
+            self._run_after_commit()
+        self._committed = True
 
     def _run_after_commit(self) -> None:
         callbacks, self._after_commit = self._after_commit, []
