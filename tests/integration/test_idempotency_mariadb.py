@@ -77,6 +77,34 @@ def test_without_redis_concurrent_copies_of_a_keyed_create_take_effect_once(api:
     assert _effects(api, first_name) == (1, 1, 1)
 
 
+def test_a_committed_request_whose_answer_never_reached_redis_is_replayed(api: Api, real_redis: redis.Redis) -> None:
+    # GIVEN a keyed create that committed, whose process died before Redis had its answer (its lease lapsed)
+    first_name = f"Lost {new_id()}"
+    headers = {"Idempotency-Key": f"key-{new_id()}"}
+    first = call(api, "POST", "/v1/contacts", {"first_name": first_name}, headers=headers)
+    real_redis.delete(f"idem:{api.workspace_id}:{headers['Idempotency-Key']}")
+    # WHEN the client retries
+    retry = call(api, "POST", "/v1/contacts", {"first_name": first_name}, headers=headers)
+    # THEN the database's record answers: a replay, and still one contact, one event, one record
+    assert first.status == 201 and retry.status == 201, retry.json
+    assert retry.header("Idempotent-Replayed") == "true" and retry.json == first.json
+    assert _effects(api, first_name) == (1, 1, 1)
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_concurrent_copies_with_redis_up_take_effect_once(api: Api, round_: int) -> None:
+    # GIVEN four copies of one keyed create sent at the same instant, Redis coordinating
+    first_name = f"Copy {new_id()}"
+    headers = {"Idempotency-Key": f"key-{new_id()}"}
+    replies = _together(4, lambda i: call(api, "POST", "/v1/contacts", {"first_name": first_name}, headers=headers))
+
+    # THEN one ran; the others replayed it or were told it is still running (409, Retry-After)
+    assert {r.status for r in replies} <= {201, 409}, [(r.status, r.json) for r in replies]
+    assert sum(1 for r in replies if r.status == 201 and r.header("Idempotent-Replayed") is None) == 1
+    assert all(r.header("Retry-After") for r in replies if r.status == 409)
+    assert _effects(api, first_name) == (1, 1, 1)
+
+
 class HeldBeforeRecord:
     """A test engine's hook: the first INSERT of an idempotency record waits for `release`, so the request that
     sends it stays inside its open transaction, effects flushed, until the test lets it go."""
