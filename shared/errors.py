@@ -81,6 +81,12 @@ class IdempotencyInProgress(Conflict):
     slug, title = "idempotency-in-progress", "A request with this Idempotency-Key is still running"
 
 
+class IdempotencyOutcomeUnknown(Conflict):
+    """The keyed request took effect but its answer was not stored: repeating it must not run it again."""
+
+    slug, title = "idempotency-outcome-unknown", "A request with this Idempotency-Key took effect; its answer is lost"
+
+
 class Gone(AppError):
     status, slug, title = 410, "gone", "Gone"
 

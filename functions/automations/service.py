@@ -56,7 +56,7 @@ from layers.records.service import RecordService, RecordView, service_for
 from shared.clock import isoformat, utcnow
 from shared.context import Scope, system_scope
 from shared.cursors import id_page, id_position
-from shared.errors import AppError, NotFound, PreconditionFailed, ValidationFailed
+from shared.errors import AppError, NotFound, ValidationFailed
 from shared.ids import new_id
 from shared.normalize import normalize_tags
 from shared.settings import get_settings
@@ -123,7 +123,7 @@ def update_rule(
         if data.actions is not None:
             row.actions = [a.model_dump(mode="json") for a in actions]
         row.updated_at = utcnow()
-        uow.session.flush()
+        uow.flush("automation")
         view = _view(row)
         uow.commit()
     return view
@@ -609,8 +609,7 @@ def _load(uow: UnitOfWork, rule_id: str, *, expected_version: int | None = None)
     row = repository.get(uow, rule_id)
     if row is None:
         raise NotFound(f"no automation with id {rule_id}")
-    if expected_version is not None and row.version != expected_version:
-        raise PreconditionFailed(f"the automation is at version {row.version}, not {expected_version}")
+    uow.require_version(row, expected_version, "automation")
     return row
 
 

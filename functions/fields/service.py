@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 
 from functions.fields import repository, rules
 from functions.fields.models import FieldDefinition
@@ -25,7 +24,7 @@ from layers.records.service import RecordView
 from shared.clock import utcnow
 from shared.context import Scope
 from shared.cursors import id_page, id_position
-from shared.errors import Conflict, NotFound, PreconditionFailed, UniqueConflict, ValidationFailed
+from shared.errors import Conflict, NotFound, UniqueConflict, ValidationFailed
 from shared.ids import new_id
 from shared.settings import get_settings
 
@@ -175,8 +174,7 @@ def _load(
     row = repository.get(uow, field_id)
     if row is None or (row.archived_at is not None and not include_archived):
         raise NotFound(f"no custom field with id {field_id}")
-    if expected_version is not None and row.version != expected_version:
-        raise PreconditionFailed(f"the field is at version {row.version}, not {expected_version}")
+    uow.require_version(row, expected_version, "field")
     return row
 
 
@@ -224,10 +222,7 @@ def _in_the_way(count: int, object_type: str, field: str, detail: str) -> Confli
 
 def _save(uow: UnitOfWork, row: FieldDefinition, event: str, *, changes: dict[str, Any] | None = None) -> None:
     row.updated_at = utcnow()
-    try:
-        uow.session.flush()  # the version column bumps here; a concurrent edit makes this fail
-    except StaleDataError:
-        raise Conflict("the field was changed by another request at the same time; retry") from None
+    uow.flush("field")  # the version column bumps here; a concurrent edit makes this fail
     custom.forget_definitions(uow)
     data: dict[str, Any] = {"object": json.loads(_dump(row))}
     if changes is not None:

@@ -18,6 +18,7 @@ def maintenance_purge_archived(event: CloudWatchEvent) -> None:
 
 @bp.schedule("rate(1 hour)", name="maintenance_expire_keys")
 def maintenance_expire_keys(event: CloudWatchEvent) -> None:
-    """Old published events and job receipts deleted; Redis keys that lost their TTL get it back."""
+    """Old published events, job receipts and expired Idempotency-Key records deleted; Redis keys that lost
+    their TTL get it back."""
     expired = service.expire_stale_entries(now=utcnow())
     get_logger().info("expired entries", extra={"handler": "maintenance_expire_keys", **expired})

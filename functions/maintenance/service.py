@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import redis
-from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy import ColumnElement, delete, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from functions.activities import service as activities
@@ -20,6 +20,7 @@ from functions.workspaces import service as workspaces
 from layers.cache import invalidations
 from layers.cache.client import get_redis
 from layers.db.base import Base
+from layers.db.idempotency import IdempotencyRecord
 from layers.db.uow import UnitOfWork
 from layers.queue.outbox import OutboxEvent
 from layers.queue.receipts import JobReceipt
@@ -38,6 +39,7 @@ SCAN_COUNT = 500
 # The Redis keys that must always expire (layers/cache/idempotency.py, layers/cache/sessions.py).
 EXPIRING_KEYS: tuple[tuple[str, Callable[[], int]], ...] = (
     ("idem:*", lambda: get_settings().idempotency_ttl_seconds),
+    ("idem-seen:*", lambda: get_settings().idempotency_ttl_seconds),
     ("sess:*", lambda: get_settings().session_ttl_seconds),
 )
 
@@ -77,8 +79,9 @@ def purge_archived(*, now: datetime, batch_size: int = PURGE_BATCH) -> dict[str,
 
 
 def expire_stale_entries(*, now: datetime, batch_size: int = EXPIRY_BATCH) -> dict[str, int]:
-    """Delete published events past the event log's retention and job receipts past the queue's, then give
-    expiring Redis keys that lost their TTL (an older version, a failed EXPIRE) the configured one."""
+    """Delete published events past the event log's retention, job receipts past the queue's and expired
+    Idempotency-Key records, then give expiring Redis keys that lost their TTL (an older version, a failed
+    EXPIRE) the configured one."""
     events_before = now - timedelta(days=get_settings().event_retention_days)
     counts = {
         # Unpublished rows stay whatever their age: the relay still owes them to the queue.
@@ -86,6 +89,9 @@ def expire_stale_entries(*, now: datetime, batch_size: int = EXPIRY_BATCH) -> di
                                             batch_size=batch_size),
         "job_receipts": _delete_in_batches(JobReceipt, JobReceipt.key, JobReceipt.received_at < now - RECEIPT_RETENTION,
                                            batch_size=batch_size),
+        "idempotency_records": _delete_in_batches(
+            IdempotencyRecord, (IdempotencyRecord.owner, IdempotencyRecord.key_digest),
+            IdempotencyRecord.expires_at <= now, batch_size=batch_size),
     }
     # The cache epoch ledger: a day is far longer than any request or cache entry it could concern.
     counts["cache_invalidations"] = invalidations.purge(before=now - timedelta(days=1))
@@ -95,15 +101,19 @@ def expire_stale_entries(*, now: datetime, batch_size: int = EXPIRY_BATCH) -> di
     return counts
 
 
-def _delete_in_batches(model: type[Base], key: InstrumentedAttribute[str], condition: ColumnElement[bool], *,
-                       batch_size: int) -> int:
-    """A platform table, across workspaces (an unscoped unit of work), `batch_size` rows a transaction."""
+def _delete_in_batches(model: type[Base], key: InstrumentedAttribute[str] | tuple[InstrumentedAttribute[str], ...],
+                       condition: ColumnElement[bool], *, batch_size: int) -> int:
+    """A platform table, across workspaces (an unscoped unit of work), `batch_size` rows a transaction.
+    `key` is its primary key: a column, or the columns of a composite one."""
+    columns = key if isinstance(key, tuple) else (key,)
+    primary_key = tuple_(*columns) if len(columns) > 1 else columns[0]
     deleted = 0
     for _ in range(MAX_EXPIRY_BATCHES):
         with UnitOfWork(unscoped=True) as uow:
-            keys = list(uow.session.scalars(select(key).where(condition).limit(batch_size)))
+            keys = [tuple(row) if len(columns) > 1 else row[0]
+                    for row in uow.session.execute(select(*columns).where(condition).limit(batch_size))]
             if keys:
-                uow.session.execute(delete(model).where(key.in_(keys), condition)
+                uow.session.execute(delete(model).where(primary_key.in_(keys), condition)
                                     .execution_options(synchronize_session=False))
                 uow.commit()
         deleted += len(keys)

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from sqlalchemy.orm.exc import StaleDataError
-
 from functions.pipelines import repository, rules
 from functions.pipelines.models import Pipeline, Stage
 from functions.pipelines.schemas import (
@@ -29,7 +27,7 @@ from layers.queue.outbox import emit
 from shared.clock import utcnow
 from shared.context import Scope
 from shared.cursors import decode_cursor_for, encode_cursor
-from shared.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.ids import new_id
 from shared.settings import get_settings
 
@@ -288,10 +286,7 @@ def _finish(uow: UnitOfWork, pipeline: Pipeline, event: str | None) -> tuple[Pip
     """Bump the pipeline's version (its stages are part of it), emit the event, commit, answer."""
     if event is not None:
         pipeline.updated_at = utcnow()
-        try:
-            uow.session.flush()
-        except StaleDataError:
-            raise Conflict("the pipeline was changed by another request at the same time; retry") from None
+        uow.flush("pipeline")
     read = _read_with_stages(uow, pipeline)
     if event is not None:
         emit(uow, event_type=f"pipeline.{event}", object_type="pipelines", record_id=pipeline.id,
@@ -306,8 +301,7 @@ def _locked(uow: UnitOfWork, pipeline_id: str, expected_version: int | None, *,
     pipeline = repository.pipeline(uow.session, pipeline_id, lock=True)
     if pipeline is None or (pipeline.archived_at is not None and not include_archived):
         raise NotFound(f"no pipeline with id {pipeline_id}")
-    if expected_version is not None and pipeline.version != expected_version:
-        raise PreconditionFailed(f"the pipeline is at version {pipeline.version}, not {expected_version}")
+    uow.require_version(pipeline, expected_version, "pipeline")
     return pipeline
 
 

@@ -105,23 +105,34 @@ class Resolver:
 def find_or_create_user(*, firebase_uid: str | None, email: str | None, email_verified: bool = False) -> User:
     """The person for a sign-in: by Firebase uid, else by verified email (an invite), else new."""
     with UnitOfWork(unscoped=True) as uow:
-        user = repository.user_by_firebase_uid(uow.session, firebase_uid) if firebase_uid else None
-        if user is None and email:
-            user = repository.user_by_email(uow.session, email.lower())
-            if user is not None and firebase_uid:
-                if user.firebase_uid is not None or not email_verified:
-                    raise Unauthorized("this email belongs to another sign-in; verify it first")
-                user.firebase_uid = firebase_uid
-        if user is None:
-            if not email:
-                raise Unauthorized("the ID token carries no email")
-            user = User(id=new_id(), email=email.lower(), firebase_uid=firebase_uid, created_at=utcnow())
-            uow.session.add(user)
-        try:
-            uow.commit()
-        except IntegrityError:  # two first sign-ins at once: the other one created the row
-            raise Conflict("the account was just created by another request; retry") from None
+        user = _find_or_add_user(uow, firebase_uid=firebase_uid, email=email, email_verified=email_verified)
+        _commit_new_user(uow)
         return user
+
+
+def _find_or_add_user(uow: UnitOfWork, *, firebase_uid: str | None, email: str | None,
+                      email_verified: bool = False) -> User:
+    """`find_or_create_user` inside the caller's unit of work (users are a platform table: any scope may)."""
+    user = repository.user_by_firebase_uid(uow.session, firebase_uid) if firebase_uid else None
+    if user is None and email:
+        user = repository.user_by_email(uow.session, email.lower())
+        if user is not None and firebase_uid:
+            if user.firebase_uid is not None or not email_verified:
+                raise Unauthorized("this email belongs to another sign-in; verify it first")
+            user.firebase_uid = firebase_uid
+    if user is None:
+        if not email:
+            raise Unauthorized("the ID token carries no email")
+        user = User(id=new_id(), email=email.lower(), firebase_uid=firebase_uid, created_at=utcnow())
+        uow.session.add(user)
+    return user
+
+
+def _commit_new_user(uow: UnitOfWork) -> None:
+    try:
+        uow.commit()
+    except IntegrityError:  # two first sign-ins (or invites) at once: the other one created the row
+        raise Conflict("the account was just created by another request; retry") from None
 
 
 # ---- workspaces ---------------------------------------------------------------------------------------
@@ -225,13 +236,14 @@ def list_members(scope: Scope, *, limit: int, cursor: str | None) -> MemberPage:
 
 def invite_member(scope: Scope, invite: MemberInvite) -> MemberRead:
     _require_grantable(scope, invite.role)
-    user = find_or_create_user(firebase_uid=None, email=invite.email)
+    # One unit of work: the person and the membership commit together (an Idempotency-Key's record with them).
     with UnitOfWork(scope) as uow:
+        user = _find_or_add_user(uow, firebase_uid=None, email=invite.email)
         if repository.membership(uow.session, user.id) is not None:
             raise Conflict(f"{invite.email} is already a member", extra={"existing_id": user.id})
         member = Membership(id=new_id(), user_id=user.id, role=invite.role, created_at=utcnow())
         uow.session.add(member)
-        uow.commit()
+        _commit_new_user(uow)
     return MemberRead(user_id=user.id, email=user.email, role=invite.role, joined_at=member.created_at)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 
 from functions.workspaces import repository
 from functions.workspaces.models import Team, TeamMember
@@ -19,7 +18,7 @@ from layers.queue.outbox import emit
 from shared.clock import utcnow
 from shared.context import Scope
 from shared.cursors import decode_cursor, encode_cursor
-from shared.errors import Conflict, NotFound, PreconditionFailed
+from shared.errors import Conflict, NotFound
 from shared.ids import new_id
 from shared.settings import get_settings
 
@@ -130,8 +129,7 @@ def _team_or_404(uow: UnitOfWork, team_id: str, expected_version: int | None = N
     team = uow.session.get(Team, team_id)
     if team is None or team.archived_at is not None:
         raise NotFound(f"no team with id {team_id}")
-    if expected_version is not None and team.version != expected_version:
-        raise PreconditionFailed(f"the team is at version {team.version}, not {expected_version}")
+    uow.require_version(team, expected_version, "team")
     return team
 
 
@@ -142,13 +140,12 @@ def _ensure_name_free(uow: UnitOfWork, name: str, team_id: str | None) -> None:
 
 
 def _flush(uow: UnitOfWork, clash: str) -> None:
-    """Flush; a concurrent request that took the same name or member, or changed the team, is a 409."""
+    """Flush; a concurrent request that took the same name or member is a 409; one that changed the team first
+    is a 409, or a 412 under If-Match."""
     try:
-        uow.session.flush()
+        uow.flush("team")
     except IntegrityError:
         raise Conflict(clash) from None
-    except StaleDataError:
-        raise Conflict("the team was changed by another request at the same time; retry") from None
 
 
 def _view(uow: UnitOfWork, team: Team) -> TeamView:

@@ -5,8 +5,6 @@ Every capability gets them by declaring its routes with `@endpoint`, never by wr
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -15,11 +13,12 @@ from chalice.app import Request, Response
 
 from layers.auth.firebase import FirebaseVerifier
 from layers.auth.principals import API_KEY_PREFIX, CredentialResolver, UserPrincipal
-from layers.cache import idempotency, sessions
+from layers.cache import sessions
 from layers.cache.ratelimit import Limit, RateLimiter
 from layers.db.errors import service_unavailable
 from layers.http.context import InvocationContext
 from layers.http.endpoint import Endpoint, endpoint_of
+from layers.http.idempotency import KeyedRequest, request_fingerprint
 from layers.http.problems import problem_response
 from layers.http.requests import SCOPE_ATTRIBUTE, USER_ATTRIBUTE
 from layers.observability.logging import get_logger
@@ -29,8 +28,6 @@ from shared.errors import (
     AppError,
     BadRequest,
     Forbidden,
-    IdempotencyInProgress,
-    IdempotencyKeyReused,
     MethodNotAllowed,
     NotFound,
     RateLimited,
@@ -239,7 +236,7 @@ class RateLimitMiddleware:
 
 
 class IdempotencyMiddleware:
-    """`Idempotency-Key` on POST: replay the first answer, 422 on a different body, 409 while running."""
+    """`Idempotency-Key` on POST: the request takes effect once, repeats replay its answer (see KeyedRequest)."""
 
     def __init__(self, app: Chalice) -> None:
         self._app = app
@@ -255,40 +252,9 @@ class IdempotencyMiddleware:
         owner = scope.workspace_id if scope else (f"user:{user.user_id}" if user else None)
         if owner is None:
             return get_response(request)  # public POSTs (session exchange) are not replayable
-        fingerprint = hashlib.sha256(
-            request.method.encode() + b" " + request.context.get("path", request.path).encode() + b"\n"
-            + (request.raw_body or b"")
-        ).hexdigest()
-        claim = idempotency.claim(owner, key, fingerprint)
-        if claim.outcome == "mismatch":
-            raise IdempotencyKeyReused("this Idempotency-Key was first used with a different request")
-        if claim.outcome == "running":
-            raise IdempotencyInProgress("retry when the first request has answered", headers={"Retry-After": "1"})
-        if claim.outcome == "replay" and claim.stored is not None:
-            headers: dict[str, str | list[str]] = {**claim.stored.headers, "Idempotent-Replayed": "true"}
-            return Response(body=claim.stored.body, status_code=claim.stored.status, headers=headers)
-        try:
-            response = get_response(request)
-        except AppError as error:
-            if error.status >= 500:
-                idempotency.release(owner, key)
-            else:  # a client error is the request's answer: replay it too
-                idempotency.complete(owner, key, fingerprint, _stored(problem_response(error, request_id_of(request))))
-            raise
-        except BaseException:
-            idempotency.release(owner, key)
-            raise
-        if response.status_code >= 500:
-            idempotency.release(owner, key)
-        else:
-            idempotency.complete(owner, key, fingerprint, _stored(response))
-        return response
-
-
-def _stored(response: Response) -> idempotency.StoredResponse:
-    body = response.body if isinstance(response.body, str) else json.dumps(response.body, default=str)
-    headers = {k: str(v) for k, v in response.headers.items() if k.lower() in ("content-type", "etag", "location")}
-    return idempotency.StoredResponse(response.status_code, headers, body)
+        fingerprint = request_fingerprint(request.method, request.context.get("path", request.path), request.raw_body)
+        keyed = KeyedRequest(owner, key, fingerprint, request_id_of(request))
+        return keyed.respond(lambda: get_response(request))
 
 
 class ConditionalGetMiddleware:

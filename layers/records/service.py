@@ -16,7 +16,6 @@ from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 
 from layers.cache import records as record_cache
 from layers.db.base import OwnedMixin, RecordMixin
@@ -41,7 +40,7 @@ from layers.records.search import (
 from shared.clock import isoformat, utcnow
 from shared.context import Scope
 from shared.cursors import decode_cursor_for, encode_cursor
-from shared.errors import AppError, Conflict, NotFound, PreconditionFailed, UniqueConflict, ValidationFailed
+from shared.errors import AppError, Conflict, NotFound, UniqueConflict, ValidationFailed
 from shared.ids import new_id
 from shared.settings import get_settings
 
@@ -342,8 +341,7 @@ class RecordService:
         self, uow: UnitOfWork, record_id: str, values: dict[str, Any], expected_version: int | None
     ) -> RecordView:
         row = self._load(uow, record_id, include_archived=False)
-        if expected_version is not None and row.version != expected_version:
-            raise PreconditionFailed(f"the record is at version {row.version}, not {expected_version}")
+        uow.require_version(row, expected_version, self.spec.event_name)
         scope = uow.scope
         assert scope is not None
         custom_values = values.pop("custom_fields", None) if self.spec.custom_fields else None
@@ -371,8 +369,7 @@ class RecordService:
 
     def _archive(self, uow: UnitOfWork, record_id: str, expected_version: int | None) -> RecordView:
         row = self._load(uow, record_id, include_archived=True)
-        if expected_version is not None and row.version != expected_version:
-            raise PreconditionFailed(f"the record is at version {row.version}, not {expected_version}")
+        uow.require_version(row, expected_version, self.spec.event_name)
         if row.archived_at is None:  # archiving twice is a no-op, so retries are safe
             self._change(uow, row, {"archived_at": utcnow()}, action="archived", event="archived")
             if self.spec.custom_fields:
@@ -392,9 +389,7 @@ class RecordService:
             setattr(row, key, value)
         row.updated_at = now
         try:
-            uow.session.flush()  # the version column bumps here; a concurrent writer makes this fail
-        except StaleDataError:
-            raise Conflict("the record was changed by another request at the same time; retry") from None
+            uow.flush(self.spec.event_name)  # the version column bumps here; a concurrent writer makes this fail
         except IntegrityError:
             raise self._integrity_conflict(uow, values, row.id) from None
         record_changes(uow, object_type=self.spec.object_type, record_id=row.id, action=action,
@@ -475,10 +470,7 @@ class RecordService:
         row = uow.session.get(self.spec.model, record_id)
         if row is not None:
             row.updated_at = utcnow()
-            try:
-                uow.session.flush()
-            except StaleDataError:
-                raise Conflict("the record was changed by another request at the same time; retry") from None
+            uow.flush(self.spec.event_name)
 
     # ---- hooks a capability's service may override (deals: stage rules) -----------------------------
     def _before_create(self, uow: UnitOfWork, values: dict[str, Any]) -> None:

@@ -1,17 +1,27 @@
 """`Idempotency-Key` on POST: replays, reuse with another body, in-flight repeats, per-workspace keys,
-and what happens without Redis."""
+a repeat after its first request died or Redis forgot it, and what happens without Redis."""
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import fakeredis
 import pytest
+from sqlalchemy import select, update
 
+from layers.cache import idempotency as leases
 from layers.cache.client import make_client, use_redis
+from layers.db.idempotency import IdempotencyRecord
+from layers.db.uow import UnitOfWork
+from layers.http.idempotency import request_fingerprint
+from layers.queue.outbox import OutboxEvent
+from shared.clock import utcnow
+from shared.context import system_scope
 from shared.ids import new_id
 from tests.support.api import Api, Reply
 
@@ -81,7 +91,7 @@ def test_same_key_with_a_different_body_is_422(api: Api) -> None:
 
 
 class GatedRedis(fakeredis.FakeRedis):
-    """Holds the record-cache fill, which runs after the commit but before the answer, so the first
+    """Holds the record cache's scripts (the contact's pending mark, before the commit), so the first
     request stays in flight until the test releases it."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -89,10 +99,11 @@ class GatedRedis(fakeredis.FakeRedis):
         self.reached = threading.Event()
         self.release = threading.Event()
 
-    def evalsha(self, *args: Any, **kwargs: Any) -> Any:
-        self.reached.set()
-        self.release.wait(timeout=10)
-        return super().evalsha(*args, **kwargs)
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        if numkeys and str(keys_and_args[0]).startswith("rec:"):
+            self.reached.set()
+            self.release.wait(timeout=10)
+        return super().evalsha(sha, numkeys, *keys_and_args)
 
 
 def test_repeat_while_the_first_request_is_running_is_409(api: Api) -> None:
@@ -157,18 +168,18 @@ def test_overlong_key_is_400(api: Api) -> None:
 
 
 @pytest.mark.usefixtures("redis_down")
-def test_without_redis_a_keyed_post_is_503_and_writes_nothing(api: Api) -> None:
+def test_without_redis_a_keyed_post_runs_once_on_the_database_alone(api: Api) -> None:
     # GIVEN Redis is unreachable
-    # WHEN a create carries an Idempotency-Key
-    keyed = api.post("/v1/contacts", CONTACT, headers=key())
-    count_after_keyed = contact_count(api)
-    # ... and one does not
-    plain = api.post("/v1/contacts", CONTACT)
-    # THEN the keyed one is 503 with Retry-After and wrote nothing; the plain one is created
-    assert_problem(keyed, 503, "service-unavailable")
-    assert keyed.header("Retry-After") is not None
-    assert count_after_keyed == 0
-    assert plain.status == 201
+    # WHEN a create carries an Idempotency-Key, is repeated, and the key is reused with another body
+    headers = key()
+    first = api.post("/v1/contacts", {"first_name": "Ada"}, headers=headers)
+    again = api.post("/v1/contacts", {"first_name": "Ada"}, headers=headers)
+    other = api.post("/v1/contacts", {"first_name": "Grace"}, headers=headers)
+    # THEN the first ran, the repeat replays it from the database's record, the reuse is 422; one contact
+    assert first.status == 201 and first.header("Idempotent-Replayed") is None
+    assert again.status == 201 and again.header("Idempotent-Replayed") == "true"
+    assert again.json == first.json and again.header("ETag") == first.header("ETag")
+    assert_problem(other, 422, "idempotency-key-reused")
     assert contact_count(api) == 1
 
 
@@ -200,3 +211,115 @@ def test_search_honours_the_key(api: Api) -> None:
     assert second.status == 200 and second.header("Idempotent-Replayed") == "true"
     assert second.json == first.json
     assert_problem(other, 422, "idempotency-key-reused")
+
+
+# ---- the database's record ------------------------------------------------------------------------------
+def lease_key(api: Api, headers: dict[str, str]) -> str:
+    return f"idem:{api.workspace_id}:{headers['Idempotency-Key']}"
+
+
+def records_of(api: Api) -> list[IdempotencyRecord]:
+    with UnitOfWork(unscoped=True) as uow:
+        return list(uow.session.scalars(select(IdempotencyRecord).where(IdempotencyRecord.owner == api.workspace_id)))
+
+
+def events_of(api: Api, record_id: str) -> list[str]:
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        return list(uow.session.scalars(select(OutboxEvent.event_type).where(OutboxEvent.record_id == record_id)))
+
+
+def test_a_keyed_write_commits_its_record_with_its_response(api: Api) -> None:
+    # GIVEN a keyed create, a keyed create that fails validation, and a keyed search
+    created = api.post("/v1/contacts", CONTACT, headers=key())
+    api.post("/v1/contacts", {"email": "not-an-email"}, headers=key())
+    api.post("/v1/contacts/search", {"query": "ada"}, headers=key())
+    # THEN only the create has a record in the database, holding exactly what it answered
+    [record] = records_of(api)
+    assert (record.status, json.loads(record.body or "")) == (201, created.json)
+    assert record.headers is not None and record.headers["Location"] == created.header("Location")
+    assert record.expires_at > utcnow() + timedelta(hours=23)
+
+
+def test_a_committed_request_whose_answer_never_reached_redis_is_replayed_not_run_again(
+        api: Api, fake_redis: fakeredis.FakeRedis) -> None:
+    # GIVEN a keyed create that committed, whose process died before Redis had its answer and whose lease
+    # then expired (Redis holds nothing for the key)
+    headers = key()
+    first = api.post("/v1/contacts", {"first_name": "Ada"}, headers=headers)
+    fake_redis.delete(lease_key(api, headers))
+    # WHEN the client retries with the same key
+    retry = api.post("/v1/contacts", {"first_name": "Ada"}, headers=headers)
+    # THEN the retry replays the committed answer: one contact, one event
+    assert first.status == 201
+    assert retry.status == 201 and retry.header("Idempotent-Replayed") == "true"
+    assert retry.json == first.json and retry.header("Location") == first.header("Location")
+    assert contact_count(api) == 1
+    assert events_of(api, first.json["id"]) == ["contact.created"]
+
+
+def test_a_lease_left_by_a_dead_process_frees_the_key_within_30_seconds(
+        api: Api, fake_redis: fakeredis.FakeRedis) -> None:
+    # GIVEN a keyed create whose process took the lease and died before committing anything
+    headers = key()
+    body = {"first_name": "Ada"}
+    fingerprint = request_fingerprint("POST", "/v1/contacts", json.dumps(body).encode())
+    assert leases.claim(api.workspace_id, headers["Idempotency-Key"], fingerprint).outcome == "leased"
+    # WHEN the client retries while the lease lives
+    during = api.post("/v1/contacts", body, headers=headers)
+    # THEN it is told to retry, and the lease lives at most 30 s
+    assert_problem(during, 409, "idempotency-in-progress")
+    assert during.header("Retry-After") is not None
+    assert 0 < fake_redis.ttl(lease_key(api, headers)) <= 30
+    # WHEN the lease has expired and the client retries again
+    fake_redis.delete(lease_key(api, headers))
+    after = api.post("/v1/contacts", body, headers=headers)
+    # THEN the request runs (nothing had committed), once
+    assert after.status == 201 and after.header("Idempotent-Replayed") is None
+    assert contact_count(api) == 1
+
+
+def test_after_redis_forgot_a_key_its_repeat_is_still_replayed_and_its_reuse_still_422(
+        api: Api, fake_redis: fakeredis.FakeRedis) -> None:
+    # GIVEN a keyed create, then Redis lost everything (a restart without persistence)
+    headers = key()
+    first = api.post("/v1/contacts", {"first_name": "Ada"}, headers=headers)
+    fake_redis.flushall()
+    # WHEN the request is repeated, and the key is reused with another body
+    again = api.post("/v1/contacts", {"first_name": "Ada"}, headers=headers)
+    fake_redis.flushall()
+    other = api.post("/v1/contacts", {"first_name": "Grace"}, headers=headers)
+    # THEN the database's record decides: the repeat replays (its own run rolled back), the reuse is refused
+    assert again.status == 201 and again.header("Idempotent-Replayed") == "true" and again.json == first.json
+    assert_problem(other, 422, "idempotency-key-reused")
+    assert contact_count(api) == 1
+    assert events_of(api, first.json["id"]) == ["contact.created"]
+
+
+def test_an_expired_record_frees_its_key(api: Api, fake_redis: fakeredis.FakeRedis) -> None:
+    # GIVEN a keyed create whose record has expired (24 h passed; the hourly purge has not run yet)
+    headers = key()
+    assert api.post("/v1/contacts", {"first_name": "Ada"}, headers=headers).status == 201
+    fake_redis.delete(lease_key(api, headers))
+    with UnitOfWork(unscoped=True) as uow:
+        uow.session.execute(update(IdempotencyRecord).where(IdempotencyRecord.owner == api.workspace_id)
+                            .values(expires_at=utcnow() - timedelta(seconds=1)))
+        uow.commit()
+    # WHEN the key is used for another request
+    reused = api.post("/v1/contacts", {"first_name": "Grace"}, headers=headers)
+    # THEN it runs as a new request, and the key's record is now the new one
+    assert reused.status == 201 and reused.header("Idempotent-Replayed") is None
+    assert contact_count(api) == 2
+    [record] = records_of(api)
+    assert json.loads(record.body or "")["first_name"] == "Grace"
+
+
+def test_an_answer_only_redis_keeps_never_replaces_a_concurrent_copys() -> None:
+    # GIVEN a request holding a key's lease, which lapsed, and a copy that then stored its (committed) answer
+    owner, idempotency_key = new_id(), f"key-{new_id()}"
+    mine = leases.claim(owner, idempotency_key, "fp")
+    leases.remember(owner, idempotency_key, "fp", leases.StoredResponse(201, {}, "theirs"))
+    # WHEN the first request stores the client error it ended with
+    leases.remember_own(owner, idempotency_key, "fp", leases.StoredResponse(409, {}, "mine"), mine.lease)
+    # THEN the copy's answer is what repeats get
+    replay = leases.claim(owner, idempotency_key, "fp")
+    assert replay.outcome == "replay" and replay.stored == leases.StoredResponse(201, {}, "theirs")

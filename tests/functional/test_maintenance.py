@@ -14,6 +14,7 @@ from functions.companies.models import Company
 from functions.contacts.models import Contact
 from functions.deals.models import Deal, DealStageChange
 from functions.maintenance.service import expire_stale_entries, purge_archived
+from layers.db import idempotency
 from layers.db.uow import UnitOfWork
 from layers.queue.outbox import OutboxEvent, emit
 from layers.queue.receipts import JobReceipt
@@ -219,3 +220,23 @@ def test_the_cache_epoch_ledger_is_purged_but_keeps_its_newest_row() -> None:
     assert old[0] not in left and old[1] in left
     use_tracker(None)
     assert current() == epoch_before == old[1]
+
+
+def test_expired_idempotency_records_are_deleted(api: Api) -> None:
+    # GIVEN Idempotency-Key records that expired, and one that has not
+    keys = {"expired": f"key-{new_id()}", "also_expired": f"key-{new_id()}", "live": f"key-{new_id()}"}
+    with UnitOfWork(unscoped=True) as uow:
+        for name, key in keys.items():
+            idempotency.insert(uow.session, owner=api.workspace_id, key=key, fingerprint="0" * 64,
+                               ttl_seconds=3600 if name == "live" else -3600, status=201, headers={}, body="{}")
+        uow.commit()
+
+    # WHEN the hourly expiry runs, in batches of one
+    counts = expire_stale_entries(now=utcnow(), batch_size=1)
+
+    # THEN only the live record is left
+    with UnitOfWork(unscoped=True) as uow:
+        left = set(uow.session.scalars(select(idempotency.IdempotencyRecord.key_digest).where(
+            idempotency.IdempotencyRecord.owner == api.workspace_id)))
+    assert left == {idempotency.key_digest(keys["live"])}
+    assert counts["idempotency_records"] >= 2

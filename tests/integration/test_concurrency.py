@@ -113,12 +113,78 @@ def test_concurrent_conditional_patches_let_exactly_one_through(api: Api, round_
     path = f"/v1/contacts/{record['id']}"
     replies = _together(5, lambda i: call(api, "PATCH", path, {"job_title": f"Cond {i}"}, headers={"If-Match": '"v1"'}))
 
-    # THEN one wins; the others are told the record moved on (412) or changed under them (409)
+    # THEN one wins; every other one is told its precondition failed: the record moved past v1 (a lost race
+    # at UPDATE … WHERE version = 1 is that same failed precondition, not a 409)
     statuses = sorted(r.status for r in replies)
-    assert statuses.count(200) == 1 and set(statuses) <= {200, 409, 412}, statuses
+    assert statuses == [200, 412, 412, 412, 412], [(r.status, r.json) for r in replies]
+    assert all(r.header("Content-Type") == "application/problem+json" for r in replies if r.status == 412)
     winner = next(r for r in replies if r.status == 200)
     final = call(api, "GET", path)
     assert final.header("ETag") == '"v2"' and final.json == winner.json
+
+
+def _created(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    reply = call(api, "POST", path, body)
+    assert reply.status == 201, reply.json
+    return reply.json  # type: ignore[no-any-return]
+
+
+# method, path, the body of writer i, and the ETag every writer read
+Conditional = tuple[str, str, Callable[[int], dict[str, Any] | None], str]
+
+
+def _contact_archive(api: Api) -> Conditional:
+    return "DELETE", f"/v1/contacts/{_contact(api)['id']}", lambda i: None, '"v1"'
+
+
+def _deal_stage_move(api: Api) -> Conditional:
+    deal = _created(api, "/v1/deals", {"name": f"Deal {new_id()}"})
+    stages = call(api, "GET", f"/v1/pipelines/{deal['pipeline_id']}").json["stages"]
+    return "POST", f"/v1/deals/{deal['id']}/stage", lambda i: {"stage_id": stages[1 + i % 2]["id"]}, '"v1"'
+
+
+def _task_completion(api: Api) -> Conditional:
+    task = _created(api, "/v1/activities", {"kind": "task", "subject": "Call back", "owner_id": api.owner_user_id})
+    return "POST", f"/v1/activities/{task['id']}/complete", lambda i: None, '"v1"'
+
+
+def _field_edit(api: Api) -> Conditional:
+    field = _created(api, "/v1/fields", {"object_type": "contacts", "key": f"k{new_id().lower()}", "label": "L",
+                                         "type": "text"})
+    return "PATCH", f"/v1/fields/{field['id']}", lambda i: {"label": f"Label {i}"}, '"v1"'
+
+
+def _team_rename(api: Api) -> Conditional:
+    team = _created(api, "/v1/teams", {"name": f"Team {new_id()}"})
+    return "PATCH", f"/v1/teams/{team['id']}", lambda i: {"name": f"Team {i} {new_id()}"}, '"v1"'
+
+
+def _pipeline_rename(api: Api) -> Conditional:
+    path = f"/v1/pipelines/{call(api, 'GET', '/v1/pipelines').json['data'][0]['id']}"  # the workspace's default
+    seen = call(api, "GET", path).header("ETag")
+    assert seen is not None
+    return "PATCH", path, lambda i: {"name": f"Pipeline {i} {new_id()}"}, seen
+
+
+def _automation_rename(api: Api) -> Conditional:
+    rule = _created(api, "/v1/automations", {"name": "Rule", "object_type": "contact",
+                                             "trigger": {"type": "record_created"},
+                                             "actions": [{"type": "add_tag", "tag": "auto"}]})
+    return "PATCH", f"/v1/automations/{rule['id']}", lambda i: {"name": f"Rule {i}"}, '"v1"'
+
+
+@pytest.mark.parametrize("setup", [_contact_archive, _deal_stage_move, _task_completion, _field_edit, _team_rename,
+                                   _pipeline_rename, _automation_rename], ids=lambda setup: setup.__name__[1:])
+@pytest.mark.parametrize("round_", range(2))
+def test_every_conditional_write_lets_one_through_and_answers_412_to_the_others(
+        api: Api, setup: Callable[[Api], Conditional], round_: int) -> None:
+    # GIVEN five writers that all read the same version of a thing, on each path that honours If-Match
+    method, path, body, seen = setup(api)
+    replies = _together(5, lambda i: call(api, method, path, body(i), headers={"If-Match": seen}))
+
+    # THEN exactly one succeeds and every other one is 412
+    statuses = sorted(r.status for r in replies)
+    assert statuses[0] < 300 and statuses[1:] == [412] * 4, [(r.status, r.json) for r in replies]
 
 
 @pytest.mark.parametrize("round_", range(ROUNDS))

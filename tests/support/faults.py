@@ -8,6 +8,9 @@ points the app at this proxy instead and breaks the link:
   exactly as a server that resumes answers what it had been sent.
 - `cut()`: every connection is closed and new ones are refused (closed at once), as with a killed
   server; `resume()` accepts again.
+- `freeze_before(pattern)`: freeze at the moment a client sends `pattern` (e.g. a COMMIT after some
+  statement), holding those bytes back: the server has not seen them. `resume()` delivers them first,
+  as a slow network would; `cut()` drops them, as a broken one would.
 """
 from __future__ import annotations
 
@@ -29,6 +32,10 @@ class FaultProxy:
         self._cut = False
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._pending: list[socket.socket] = []  # accepted while frozen: connected on resume
+        self._trigger: tuple[bytes, bytes] | None = None  # (pattern, after): see freeze_before
+        self._armed: set[socket.socket] = set()  # clients that sent `after`
+        self._held: tuple[socket.socket, bytes] | None = None  # what the trigger kept from its server
+        self.triggered = threading.Event()
         self._stop = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
         self._thread = threading.Thread(target=self._run, name="fault-proxy", daemon=True)
@@ -39,9 +46,18 @@ class FaultProxy:
         self._frozen.set()
         self._wake()
 
+    def freeze_before(self, pattern: bytes, *, after: bytes = b"") -> None:
+        """Freeze when a client sends bytes containing `pattern` (only on a connection that sent `after` before,
+        if given); those bytes are held back. `triggered` is set when it happens."""
+        with self._lock:
+            self._trigger = (pattern, after)
+            self._armed = set()
+        self.triggered.clear()
+
     def cut(self) -> None:
         with self._lock:
             self._cut = True
+            self._held = None
             pairs, self._pairs = self._pairs, []
             pending, self._pending = self._pending, []
         for a, b in pairs:
@@ -54,6 +70,15 @@ class FaultProxy:
     def resume(self) -> None:
         with self._lock:
             self._cut = False
+            held, self._held = self._held, None
+        if held is not None:  # the loop relays nothing while frozen: the held bytes go first
+            sink, data = held
+            try:
+                sink.setblocking(True)
+                sink.sendall(data)
+                sink.setblocking(False)
+            except OSError:
+                pass
         self._frozen.clear()
         self._wake()
 
@@ -110,9 +135,9 @@ class FaultProxy:
                     pairs = list(self._pairs)
             if not frozen:
                 for a, b in pairs:
-                    for source, sink in ((a, b), (b, a)):
+                    for source, sink, from_client in ((a, b, True), (b, a, False)):
                         try:
-                            selector.register(source, selectors.EVENT_READ, (source, sink))
+                            selector.register(source, selectors.EVENT_READ, (source, sink, from_client))
                         except (ValueError, KeyError, OSError):
                             pass
             for key, _ in selector.select(timeout=0.2):
@@ -124,8 +149,8 @@ class FaultProxy:
                 elif key.fileobj is self._listener:
                     self._accept()
                 elif not self._frozen.is_set():
-                    source, sink = key.data
-                    self._relay(source, sink)
+                    source, sink, from_client = key.data
+                    self._relay(source, sink, from_client)
             selector.close()
 
     def _accept(self) -> None:
@@ -142,13 +167,19 @@ class FaultProxy:
                 return
         self._connect(client)
 
-    def _relay(self, source: socket.socket, sink: socket.socket) -> None:
+    def _relay(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
         try:
             data = source.recv(65536)
         except BlockingIOError:
             return
         except OSError:
             data = b""
+        if data and from_client and self._triggers(source, data):
+            with self._lock:
+                self._held = (sink, data)
+            self._frozen.set()
+            self.triggered.set()
+            return
         if data:
             try:
                 sink.setblocking(True)
@@ -161,6 +192,20 @@ class FaultProxy:
             self._pairs = [p for p in self._pairs if source not in p and sink not in p]
         _close(source)
         _close(sink)
+
+
+    def _triggers(self, source: socket.socket, data: bytes) -> bool:
+        with self._lock:
+            if self._trigger is None:
+                return False
+            pattern, after = self._trigger
+            if after and after in data:
+                self._armed.add(source)
+                return False
+            if pattern in data and (not after or source in self._armed):
+                self._trigger = None
+                return True
+            return False
 
 
 def _close(sock: socket.socket) -> None:

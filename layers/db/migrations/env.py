@@ -21,7 +21,7 @@ def _import_models() -> None:
         if (Path(functions.__path__[0]) / package.name / "models.py").exists():
             importlib.import_module(f"functions.{package.name}.models")
     for module in ("layers.records.history", "layers.records.custom", "layers.queue.outbox",
-                   "layers.queue.receipts", "layers.cache.invalidations"):
+                   "layers.queue.receipts", "layers.cache.invalidations", "layers.db.idempotency"):
         importlib.import_module(module)
 
 
