@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from referencing import Registry
@@ -102,6 +103,13 @@ def contract() -> Contract:
     from layers.http.openapi import build_openapi
 
     return Contract(build_openapi(app.app))
+
+
+def check_httpx(response: httpx.Response) -> None:
+    """An httpx response hook for the tests that talk to a real server over HTTP."""
+    response.read()
+    contract().check(response.request.method, response.request.url.path, response.status_code, response.headers,
+                     response.content)
 
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
