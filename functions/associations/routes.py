@@ -63,7 +63,7 @@ def _register(object_type: str) -> None:
 
     @bp.route(f"{base}/{{to_id}}", methods=["DELETE"], name=f"associations_remove_{object_type}")
     @endpoint(summary=f"Unlink {one} from a record (every label, or only ?label=)",
-              permission="write", tag=TAG, status=204, errors=(404, 422), query=(LABEL_PARAM,))
+              permission="write", tag=TAG, status=204, errors=(404, 409, 422), query=(LABEL_PARAM,))
     def remove_association(record_id: str, to_object: str, to_id: str) -> Response:
         request = bp.current_request
         query = parse_query(request, LabelQuery)
