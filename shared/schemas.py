@@ -25,8 +25,15 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next page; null on the last page")
 
 
+class Actor(BaseModel):
+    """Who made a change: a person, an API key or the system."""
+
+    type: str
+    id: str
+
+
 class Problem(BaseModel):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details, with the extension members some problems carry."""
 
     type: str
     title: str
@@ -35,3 +42,8 @@ class Problem(BaseModel):
     instance: str = Field(description="The request id")
     errors: list[dict[str, Any]] | None = Field(None, description="Fields at fault (validation errors)")
     existing_id: str | None = Field(None, description="The clashing record (unique conflicts)")
+    field: str | None = Field(None, description="The property whose value clashes (unique conflicts)")
+    count: int | None = Field(None, description="How many records stand in the way of the change (custom fields)")
+    object_type: str | None = Field(None, description="Which kind of records `count` counts")
+    deal_count: int | None = Field(None, description="Deals still in the pipeline or stage")
+    checks: dict[str, bool] | None = Field(None, description="Which dependencies answer (GET /ready)")

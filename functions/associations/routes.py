@@ -21,7 +21,7 @@ from functions.associations.schemas import (
     AssociationRead,
     LabelQuery,
 )
-from layers.http.endpoint import CURSOR_PARAM, LIMIT_PARAM, QueryParam, endpoint
+from layers.http.endpoint import CURSOR_PARAM, LIMIT_PARAM, QueryParam, endpoint, with_article
 from layers.http.requests import json_response, no_content, parse_body, parse_query, scope_of
 from layers.records.routes import NoQuery, PageQuery
 
@@ -30,13 +30,15 @@ TAG = "Associations"
 LABEL_PARAM = QueryParam("label", {"type": "string", "maxLength": 64},
                          "Remove only the link with this label (matched ignoring case); default: every label")
 BATCH_STATUS = {207: "Some inputs failed; each result says which and why"}
+SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
 
 
 def _register(object_type: str) -> None:
     base = f"/v1/{object_type}/{{record_id}}/associations/{{to_object}}"
+    one = with_article(SINGULAR[object_type])
 
     @bp.route(base, methods=["GET"], name=f"associations_list_{object_type}")
-    @endpoint(summary=f"Associations of one of the {object_type}, by type (contacts, companies or deals)",
+    @endpoint(summary=f"The records of one type (contacts, companies or deals) linked to {one}",
               permission="read", tag=TAG, response=AssociationPage, errors=(404, 422),
               query=(LIMIT_PARAM, CURSOR_PARAM))
     def list_associations(record_id: str, to_object: str) -> Response:
@@ -47,8 +49,8 @@ def _register(object_type: str) -> None:
             limit=query.limit, cursor=query.cursor))
 
     @bp.route(f"{base}/{{to_id}}", methods=["POST"], name=f"associations_create_{object_type}")
-    @endpoint(summary=f"Link one of the {object_type} to a record (the body is optional; 200 when it was linked "
-                      "already with that label)", permission="write", tag=TAG, request=AssociationCreate,
+    @endpoint(summary=f"Link {one} to a record (the body is optional; 200 when it was linked already with that "
+                      "label)", permission="write", tag=TAG, request=AssociationCreate, body_required=False,
               response=AssociationRead, status=201, errors=(404, 422), extra_responses={200: "Already linked"})
     def create_association(record_id: str, to_object: str, to_id: str) -> Response:
         request = bp.current_request
@@ -60,8 +62,8 @@ def _register(object_type: str) -> None:
         return json_response(body, 201 if created else 200)
 
     @bp.route(f"{base}/{{to_id}}", methods=["DELETE"], name=f"associations_remove_{object_type}")
-    @endpoint(summary=f"Unlink one of the {object_type} from a record (every label, or ?label=)",
-              permission="write", tag=TAG, status=204, errors=(404, 422), query=(LABEL_PARAM,))
+    @endpoint(summary=f"Unlink {one} from a record (every label, or only ?label=)",
+              permission="write", tag=TAG, status=204, errors=(404, 409, 422), query=(LABEL_PARAM,))
     def remove_association(record_id: str, to_object: str, to_id: str) -> Response:
         request = bp.current_request
         query = parse_query(request, LabelQuery)

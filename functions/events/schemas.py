@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from shared.schemas import StrictModel
+from shared.schemas import Actor, StrictModel
 
 TYPE_PATTERN = r"^(\*|[a-z_]+\.(\*|[a-z_]+))$"
 
@@ -30,11 +30,6 @@ class EventsQuery(StrictModel):
 
     def type_list(self) -> list[str]:
         return [t.strip() for t in self.types.split(",")] if self.types else []
-
-
-class Actor(BaseModel):
-    type: str
-    id: str
 
 
 class EventRead(BaseModel):

@@ -12,6 +12,7 @@ from functions.imports.schemas import (
     ImportPage,
     ImportPreview,
     ImportRead,
+    ImportUpload,
     ListQuery,
     PreviewQuery,
     PreviewRequest,
@@ -22,22 +23,22 @@ from layers.http.requests import json_response, parse_body, parse_query, scope_o
 
 bp = Blueprint(__name__)
 TAG = "Imports"
-UPLOAD_TYPES = ["application/json", "multipart/form-data"]
+MULTIPART = "multipart/form-data"
 MAPPING_PARAM = QueryParam("mapping", {"type": "string", "example": '{"E-mail": "email", "Notes": null}'},
                            "The mapping as JSON (default: the suggested mapping)")
 
 
 def _created(request: Request) -> ImportRead:
-    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+    if request.headers.get("content-type", "").lower().startswith(MULTIPART):
         data, upload = multipart_form(request)
         return service.create_import(scope_of(request), data, upload=upload)
     return service.create_import(scope_of(request), parse_body(request, ImportCreate))
 
 
-@bp.route("/v1/imports", methods=["POST"], name="imports_create", content_types=UPLOAD_TYPES)
+@bp.route("/v1/imports", methods=["POST"], name="imports_create", content_types=["application/json", MULTIPART])
 @endpoint(summary="Start a CSV import: upload the file (multipart `file`), name an object in your prefix, or get a "
-                  "presigned upload_url", permission="write", tag=TAG, request=ImportCreate, response=ImportRead,
-          status=201, errors=(400, 413, 415, 422))
+                  "presigned upload_url", permission="write", tag=TAG, request=ImportCreate,
+          request_forms={MULTIPART: ImportUpload}, response=ImportRead, status=201, errors=(400, 413, 415, 422))
 def create_import() -> Response:
     made = _created(bp.current_request)
     return json_response(made, 201, {"Location": f"/v1/imports/{made.id}"})

@@ -22,6 +22,12 @@ class ImportCreate(StrictModel):
     file_name: str | None = Field(None, max_length=255)
 
 
+class ImportUpload(ImportCreate):
+    """multipart/form-data: the CSV as the `file` part, the other fields as form fields."""
+
+    file: bytes = Field(description="The CSV file (UTF-8, a header row first)")
+
+
 class ImportOptions(StrictModel):
     update_existing: bool = Field(True, description=(
         "Contacts and companies: update the record with the same email/domain (false: such rows are rejected)"))

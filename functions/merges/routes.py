@@ -62,7 +62,7 @@ def list_merges() -> Response:
 
 @bp.route("/v1/merges/{merge_id}", methods=["GET"], name="merges_get")
 @endpoint(summary="One merge: what it changed and moved, and until when it can be undone", permission="read",
-          tag=TAG, response=MergeRead, errors=(404,))
+          tag=TAG, response=MergeRead, errors=(404, 422))
 def get_merge(merge_id: str) -> Response:
     request = bp.current_request
     parse_query(request, NoQuery)

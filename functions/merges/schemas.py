@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.schemas import Page, StrictModel
+from shared.schemas import Actor, Page, StrictModel
 
 MergeableObject = Literal["contacts", "companies"]
 Choice = Literal["keep", "merge"]
@@ -51,11 +51,6 @@ class DuplicatePair(BaseModel):
 
 class DuplicatePage(Page[DuplicatePair]):
     pass
-
-
-class Actor(BaseModel):
-    type: str
-    id: str
 
 
 class MergeRead(BaseModel):

@@ -42,7 +42,7 @@ class ReportModel(BaseModel):
     model_config = ConfigDict(serialize_by_alias=True)
 
 
-class CurrencyTotal(ReportModel):
+class CurrencyAmount(ReportModel):
     currency: str = Field(description="ISO 4217")
     count: int = Field(description="Deals with an amount in this currency")
     amount: str = Field(description="Exact sum as a decimal string, in the currency's minor units (more places only "
@@ -56,13 +56,13 @@ class StageSummary(ReportModel):
     position: int
     probability: str = Field(description="Win probability 0..1 as a decimal string, as pipelines show it")
     count: int = Field(description="Every deal in the stage, with or without an amount")
-    amounts: list[CurrencyTotal] = Field(description="Per currency; empty for a stage without valued deals")
+    amounts: list[CurrencyAmount] = Field(description="Per currency; empty for a stage without valued deals")
 
 
 class PipelineSummary(ReportModel):
     pipeline_id: str
     count: int
-    totals: list[CurrencyTotal] = Field(description="The whole pipeline, per currency")
+    totals: list[CurrencyAmount] = Field(description="The whole pipeline, per currency")
     stages: list[StageSummary] = Field(description="Every stage in board order, empty ones included")
 
 
@@ -90,7 +90,7 @@ class WinRate(ReportModel):
     lost: int = Field(description="Deals closed as lost in the range (by closed_at)")
     win_rate: str | None = Field(description="won / (won + lost), four places; null when none closed")
     average_sales_cycle_days: str | None = Field(description="Won deals: mean of closed_at − created_at, in days")
-    won_amounts: list[CurrencyTotal]
+    won_amounts: list[CurrencyAmount]
 
 
 class ActivityCount(ReportModel):

@@ -12,7 +12,7 @@ from functions.reports.schemas import (
     ActivityCount,
     ActivityReport,
     ActivityReportQuery,
-    CurrencyTotal,
+    CurrencyAmount,
     Forecast,
     ForecastMonth,
     ForecastQuery,
@@ -77,8 +77,8 @@ def activity_counts(scope: Scope, query: ActivityReportQuery) -> ActivityReport:
                           data=[ActivityCount(owner_id=r.owner_id, kind=r.kind, count=r.count) for r in rows])
 
 
-def _total(currency: str, count: int, amount: Decimal) -> CurrencyTotal:
-    return CurrencyTotal(currency=currency, count=count, amount=_exact(amount, currency))
+def _total(currency: str, count: int, amount: Decimal) -> CurrencyAmount:
+    return CurrencyAmount(currency=currency, count=count, amount=_exact(amount, currency))
 
 
 def _exact(amount: Decimal, currency: str) -> str:

@@ -8,12 +8,13 @@ from pathlib import Path
 from chalice import Blueprint
 from chalice.app import Response
 
-from functions.system.schemas import Health, Readiness
+from functions.system.schemas import Health, OpenApiDocument, Readiness
 from functions.system.service import readiness
 from layers.http.endpoint import endpoint
 from layers.http.openapi import build_openapi
 from layers.http.requests import json_response
 from layers.observability.metrics import render
+from shared.errors import ServiceUnavailable
 
 bp = Blueprint(__name__)
 TAG = "System"
@@ -21,23 +22,27 @@ _DOCS_PAGE = (Path(__file__).parent / "docs.html").read_text()
 
 
 @bp.route("/health", methods=["GET"], name="system_health")
-@endpoint(summary="Liveness: the process answers (touches nothing)", permission="public", tag=TAG, response=Health)
+@endpoint(summary="Liveness: the process answers (touches nothing)", permission="public", tag=TAG, response=Health,
+          touches_database=False)
 def health() -> Response:
     return json_response('{"status":"ok"}')
 
 
 @bp.route("/ready", methods=["GET"], name="system_ready")
-@endpoint(summary="Readiness: the database and Redis answer (within 2 s)", permission="public", tag=TAG,
-          response=Readiness, extra_responses={503: "Not ready: the checks say which dependency did not answer"})
+@endpoint(summary="Readiness: the database and Redis answer within 1.5 s (503 names the one that does not)",
+          permission="public", tag=TAG, response=Readiness)
 def ready() -> Response:
     checks = readiness()
-    ok = all(checks.values())
-    return json_response({"status": "ready" if ok else "unavailable", "checks": checks}, 200 if ok else 503)
+    if not all(checks.values()):
+        # An error like any other (problem+json), with the checks beside it for whoever looks.
+        raise ServiceUnavailable("not ready: " + ", ".join(name for name, ok in checks.items() if not ok),
+                                 headers={"Retry-After": "5"}, extra={"checks": checks})
+    return json_response({"status": "ready", "checks": checks})
 
 
 @bp.route("/metrics", methods=["GET"], name="system_metrics")
 @endpoint(summary="Prometheus metrics (all worker processes)", permission="public", tag=TAG,
-          content_type="text/plain")
+          content_type="text/plain", touches_database=False)
 def metrics() -> Response:
     body, content_type = render()
     return Response(body=body.decode(), status_code=200, headers={"Content-Type": content_type})
@@ -49,13 +54,14 @@ def _openapi_document(app_id: int) -> str:
 
 
 @bp.route("/v1/openapi.json", methods=["GET"], name="system_openapi")
-@endpoint(summary="This API's OpenAPI 3.1 document", permission="public", tag=TAG)
+@endpoint(summary="This API's OpenAPI 3.1 document", permission="public", tag=TAG, response=OpenApiDocument,
+          touches_database=False)
 def openapi() -> Response:
     return json_response(_openapi_document(id(bp.current_app)))
 
 
 @bp.route("/docs", methods=["GET"], name="system_docs")
 @endpoint(summary="API reference page (renders the OpenAPI document)", permission="public", tag=TAG,
-          content_type="text/html")
+          content_type="text/html", touches_database=False)
 def docs() -> Response:
     return Response(body=_DOCS_PAGE, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})

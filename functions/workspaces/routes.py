@@ -175,7 +175,7 @@ def add_team_member(team_id: str) -> Response:
 
 
 @bp.route("/v1/teams/{team_id}/members/{user_id}", methods=["DELETE"], name="workspaces_teams_members_remove")
-@endpoint(summary="Remove a member from a team", permission="admin", tag=TAG, status=204, errors=(404,))
+@endpoint(summary="Remove a member from a team", permission="admin", tag=TAG, status=204, errors=(404, 409))
 def remove_team_member(team_id: str, user_id: str) -> Response:
     teams.remove_member(scope_of(bp.current_request), team_id, user_id)
     return no_content()
@@ -208,7 +208,7 @@ def revoke_api_key(key_id: str) -> Response:
 
 @bp.route("/v1/sessions", methods=["POST"], name="workspaces_sessions_start")
 @endpoint(summary="Exchange a Firebase ID token for a session cookie", permission="public", tag=TAG,
-          request=SessionCreate, response=MeRead, status=201, errors=(400, 401, 422, 503))
+          request=SessionCreate, response=MeRead, status=201, errors=(400, 401, 409, 422))
 def start_session() -> Response:
     request = bp.current_request
     data = parse_body(request, SessionCreate)

@@ -32,9 +32,15 @@ class Endpoint:
     errors: tuple[int, ...] = ()
     query: tuple[QueryParam, ...] = ()
     etag: bool = False  # single-record response: ETag header, If-None-Match / If-Match
-    idempotent_post: bool = True
+    body_required: bool = True  # False: the body may be left out (the handler has defaults)
     content_type: str = "application/json"
     extra_responses: dict[int, str] = field(default_factory=dict)
+    # Bodies in other media types than JSON, e.g. {"multipart/form-data": ImportUpload}; the route's
+    # `content_types` must accept each.
+    request_forms: dict[str, type[BaseModel]] = field(default_factory=dict)
+    # False only for routes that answer without the database (liveness, metrics, the document): the
+    # others may answer 503 while it is unreachable.
+    touches_database: bool = True
 
 
 def endpoint(**spec: Any) -> Callable[[F], F]:
@@ -50,6 +56,12 @@ def endpoint(**spec: Any) -> Callable[[F], F]:
 
 def endpoint_of(view: Callable[..., Any]) -> Endpoint | None:
     return getattr(view, ATTRIBUTE, None)
+
+
+def with_article(noun: str) -> str:
+    """`a contact`, `an activity`: for summaries generated from object names (none starts with a silent
+    consonant or a vowel letter said as a consonant, so the letter decides)."""
+    return f"{'an' if noun[:1].lower() in set('aeiou') else 'a'} {noun}"
 
 
 LIMIT_PARAM = QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size")

@@ -13,7 +13,7 @@ from chalice import Blueprint
 from chalice.app import Response
 from pydantic import BaseModel, Field, create_model
 
-from layers.http.endpoint import ARCHIVED_PARAM, CURSOR_PARAM, LIMIT_PARAM, QueryParam, endpoint
+from layers.http.endpoint import ARCHIVED_PARAM, CURSOR_PARAM, LIMIT_PARAM, QueryParam, endpoint, with_article
 from layers.http.requests import (
     if_match,
     json_response,
@@ -25,8 +25,8 @@ from layers.http.requests import (
 )
 from layers.records.owners import OwnedBy
 from layers.records.search import SearchRequest
-from layers.records.service import MAX_BATCH, RecordService
-from shared.schemas import Page, StrictModel
+from layers.records.service import MAX_BATCH, ObjectSpec, RecordService
+from shared.schemas import Actor, Page, StrictModel
 
 
 class ListQuery(StrictModel):
@@ -76,7 +76,7 @@ class HistoryEntry(BaseModel):
     field: str
     old_value: Any = None
     new_value: Any = None
-    actor: dict[str, str]
+    actor: Actor
     source: str
     request_id: str
     changed_at: str
@@ -109,15 +109,8 @@ def register_record_routes(bp: Blueprint, service: RecordService, *, tag: str) -
     name, base = spec.object_type, f"/v1/{spec.object_type}"
     read = spec.read_schema
     page_model = page_model_for(read)
-    batch_docs = {
-        op: create_model(
-            f"{read.__name__.removesuffix('Read')}Batch{op.capitalize()}",
-            __base__=StrictModel,
-            inputs=(list[schema], Field(min_length=1, max_length=MAX_BATCH)),  # type: ignore[valid-type]
-        )
-        for op, schema in (("create", spec.create_schema), ("update", spec.update_schema),
-                           ("upsert", spec.create_schema), ("archive", dict[str, str]))
-    }
+    one = with_article(spec.event_name)
+    batch_docs = _batch_documents(spec)
 
     @bp.route(base, methods=["GET"], name=f"{name}_list")
     @endpoint(summary=f"List {name}", permission="read", tag=tag, response=page_model, errors=(422,),
@@ -128,7 +121,7 @@ def register_record_routes(bp: Blueprint, service: RecordService, *, tag: str) -
                                           include_archived=query.include_archived, owned_by=query.owned_by))
 
     @bp.route(base, methods=["POST"], name=f"{name}_create")
-    @endpoint(summary=f"Create a {spec.event_name}", permission="write", tag=tag, request=spec.create_schema,
+    @endpoint(summary=f"Create {one}", permission="write", tag=tag, request=spec.create_schema,
               response=read, status=201, errors=(400, 409, 422), etag=True, query=(DUPLICATE_PARAM,))
     def create_record() -> Response:
         request = bp.current_request
@@ -146,11 +139,11 @@ def register_record_routes(bp: Blueprint, service: RecordService, *, tag: str) -
         request = bp.current_request
         return json_response(service.search(scope_of(request), parse_body(request, SearchRequest)))
 
-    for operation in ("create", "update", "upsert", "archive"):
-        _register_batch(bp, service, operation, tag, batch_docs[operation])
+    for operation, doc in batch_docs.items():
+        _register_batch(bp, service, operation, tag, doc)
 
     @bp.route(f"{base}/{{record_id}}", methods=["GET"], name=f"{name}_get")
-    @endpoint(summary=f"Get a {spec.event_name}", permission="read", tag=tag, response=read, errors=(404, 422),
+    @endpoint(summary=f"Get {one}", permission="read", tag=tag, response=read, errors=(404, 422),
               etag=True, query=(ARCHIVED_PARAM,))
     def get_record(record_id: str) -> Response:
         request = bp.current_request
@@ -159,7 +152,7 @@ def register_record_routes(bp: Blueprint, service: RecordService, *, tag: str) -
         return record_response(view.body, view.version)
 
     @bp.route(f"{base}/{{record_id}}", methods=["PATCH"], name=f"{name}_update")
-    @endpoint(summary=f"Update a {spec.event_name}", permission="write", tag=tag, request=spec.update_schema,
+    @endpoint(summary=f"Update {one}", permission="write", tag=tag, request=spec.update_schema,
               response=read, errors=(400, 404, 409, 412, 422), etag=True)
     def update_record(record_id: str) -> Response:
         request = bp.current_request
@@ -168,7 +161,7 @@ def register_record_routes(bp: Blueprint, service: RecordService, *, tag: str) -
         return record_response(view.body, view.version)
 
     @bp.route(f"{base}/{{record_id}}", methods=["DELETE"], name=f"{name}_archive")
-    @endpoint(summary=f"Archive a {spec.event_name}", permission="write", tag=tag, status=204,
+    @endpoint(summary=f"Archive {one}", permission="write", tag=tag, status=204,
               errors=(404, 409, 412))
     def archive_record(record_id: str) -> Response:
         request = bp.current_request
@@ -183,12 +176,39 @@ def register_record_routes(bp: Blueprint, service: RecordService, *, tag: str) -
         return record_response(view.body, view.version)
 
     @bp.route(f"{base}/{{record_id}}/history", methods=["GET"], name=f"{name}_history")
-    @endpoint(summary=f"Field history of a {spec.event_name}", permission="read", tag=tag, response=HistoryPage,
+    @endpoint(summary=f"Field history of {one}", permission="read", tag=tag, response=HistoryPage,
               errors=(404, 422), query=(LIMIT_PARAM, CURSOR_PARAM))
     def record_history(record_id: str) -> Response:
         request = bp.current_request
         query = parse_query(request, PageQuery)
         return json_response(service.history(scope_of(request), record_id, limit=query.limit, cursor=query.cursor))
+
+
+def _batch_documents(spec: ObjectSpec) -> dict[str, type[BaseModel]]:
+    """The request body of each batch route as the service reads it (it validates input by input, so one bad
+    input fails alone): update inputs are the update schema plus the record's `id`, archive inputs only the
+    `id`; upsert inputs are matched on the unique property (an object without one refuses upserts)."""
+    prefix = spec.read_schema.__name__.removesuffix("Read")
+    record_id = (str, Field(description="The record's id"))
+    inputs: dict[str, tuple[type[BaseModel], str]] = {
+        "create": (spec.create_schema, "The records to create"),
+        "update": (create_model(f"{prefix}BatchUpdateInput", __base__=spec.update_schema, id=record_id),
+                   "Each record's id and the fields to change"),
+        "archive": (create_model(f"{prefix}BatchArchiveInput", __base__=StrictModel, id=record_id),
+                    "The records to archive"),
+        "upsert": (spec.create_schema,
+                   f"Each is matched on `{spec.unique_field}` (required here): the record with that value is "
+                   "updated, or a new one created" if spec.unique_field else
+                   f"{spec.object_type.capitalize()} have no unique property: upserts are refused (use batch/create "
+                   "or batch/update)"),
+    }
+    return {
+        operation: create_model(
+            f"{prefix}Batch{operation.capitalize()}", __base__=StrictModel,
+            inputs=(list[schema], Field(min_length=1, max_length=MAX_BATCH, description=text)),  # type: ignore[valid-type]
+        )
+        for operation, (schema, text) in inputs.items()
+    }
 
 
 def _register_batch(bp: Blueprint, service: RecordService, operation: str, tag: str, doc: type[BaseModel]) -> None:

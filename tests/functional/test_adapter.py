@@ -23,12 +23,13 @@ from layers.http.requests import json_response
 from layers.observability.logging import get_logger
 from shared.ids import new_id
 from tests.support.api import Api
+from tests.support.contract import checked_wsgi
 
 MIB = 1024 * 1024
 
 
 def client() -> Client:
-    return Client(composition.wsgi)
+    return Client(checked_wsgi(composition.wsgi))
 
 
 def auth(api: Api, **extra: str) -> dict[str, str]:
@@ -117,7 +118,7 @@ def test_chunked_body_over_the_limit_is_413_and_writes_nothing(api: Api) -> None
     env = environ("POST", "/v1/contacts", body=body, content_length=False,
                   headers={**auth(api), "Transfer-Encoding": "chunked"})
     # WHEN it is posted
-    status, headers, data = raw_call(composition.wsgi, env)
+    status, headers, data = raw_call(checked_wsgi(composition.wsgi), env)
     # THEN 413 problem+json and nothing was created
     assert status.startswith("413")
     assert headers["Content-Type"] == "application/problem+json"
@@ -131,7 +132,7 @@ def test_chunked_body_under_the_limit_is_read_whole(api: Api) -> None:
     env = environ("POST", "/v1/contacts", body=body, content_length=False,
                   headers={**auth(api), "Transfer-Encoding": "chunked"})
     # WHEN it is posted
-    status, _, data = raw_call(composition.wsgi, env)
+    status, _, data = raw_call(checked_wsgi(composition.wsgi), env)
     # THEN the contact is created from it
     assert status.startswith("201"), data
     assert json.loads(data)["first_name"] == "Ada"
@@ -236,7 +237,7 @@ def test_concurrent_requests_each_get_their_own_record(api: Api, fake_redis: fak
     fake_redis.flushall()
 
     def fetch(record_id: str) -> tuple[str, int, dict[str, Any]]:
-        response = Client(composition.wsgi).get(f"/v1/contacts/{record_id}", headers=auth(api))
+        response = client().get(f"/v1/contacts/{record_id}", headers=auth(api))
         return record_id, response.status_code, json.loads(response.data)
 
     # WHEN they are all fetched at once from 50 threads
@@ -302,7 +303,7 @@ def logged_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
 
 def test_access_log_is_one_json_line_per_request(api: Api, access_log: io.StringIO) -> None:
     # GIVEN an adapter with the access log on
-    adapter = Client(ChaliceWSGIAdapter(composition.app, max_body_bytes=MIB, access_log=True))
+    adapter = Client(checked_wsgi(ChaliceWSGIAdapter(composition.app, max_body_bytes=MIB, access_log=True)))
     created = api.post("/v1/contacts", {"first_name": "Ada"}).json
     # WHEN it answers a read, a miss and an unknown path
     adapter.get(f"/v1/contacts/{created['id']}", headers=auth(api, **{"X-Amzn-Trace-Id": "Root=1-log-one"}))
@@ -326,7 +327,7 @@ def test_access_log_is_one_json_line_per_request(api: Api, access_log: io.String
 
 def test_access_log_off_writes_nothing(api: Api, access_log: io.StringIO) -> None:
     # GIVEN an adapter with the access log off
-    adapter = Client(ChaliceWSGIAdapter(composition.app, max_body_bytes=MIB, access_log=False))
+    adapter = Client(checked_wsgi(ChaliceWSGIAdapter(composition.app, max_body_bytes=MIB, access_log=False)))
     # WHEN it answers
     adapter.get("/health")
     # THEN nothing is logged

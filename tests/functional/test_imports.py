@@ -17,7 +17,7 @@ from layers.queue.sqs import Queues
 from layers.runtime.dispatch import dispatch
 from layers.runtime.inline import InlineQueue
 from shared.settings import reset_settings
-from tests.support.api import Api, Reply
+from tests.support.api import Api, Reply, call_app
 
 BOUNDARY = "crm-test-boundary"
 CONTACTS_CSV = (
@@ -366,21 +366,18 @@ def test_read_only_keys_may_read_imports_but_not_start_them(api: Api, aws: Queue
 
 def test_a_non_utf8_upload_is_422_and_a_bare_csv_body_is_415(api: Api, aws: Queues) -> None:
     # GIVEN a Latin-1 file in a multipart body (raw bytes), and a CSV sent as the whole body
-    from chalice.test import Client
-
     latin = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"object_type\"\r\n\r\ncontacts\r\n"
              f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.csv\"\r\n\r\n"
              ).encode() + b"email,name\nx@example.com,Jos\xe9\n" + f"\r\n--{BOUNDARY}--\r\n".encode()
     auth = {"Authorization": f"Bearer {api.api_key}"}
 
     # WHEN they are posted
-    with Client(app.app) as client:
-        not_utf8 = client.http.request("POST", "/v1/imports", body=latin, headers={
-            **auth, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
-        bare = client.http.request("POST", "/v1/imports", body=b"email\nx@example.com\n",
-                                   headers={**auth, "Content-Type": "text/csv"})
+    not_utf8 = call_app(app.app, "POST", "/v1/imports", body=latin, headers={
+        **auth, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+    bare = call_app(app.app, "POST", "/v1/imports", body=b"email\nx@example.com\n",
+                    headers={**auth, "Content-Type": "text/csv"})
 
     # THEN 422 and 415 problems, and no import exists
-    assert not_utf8.status_code == 422 and b"UTF-8" in not_utf8.body
-    assert bare.status_code == 415
+    assert not_utf8.status == 422 and b"UTF-8" in not_utf8.raw
+    assert bare.status == 415
     assert api.get("/v1/imports").json["data"] == []

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from tests.support.api import Api, Reply
+from tests.support.contract import checked_wsgi
 
 
 def call(api: Api, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None) -> Reply:
@@ -35,5 +36,5 @@ def call(api: Api, method: str, path: str, body: Any = None, *, headers: dict[st
         answer["status"] = int(status.split()[0])
         answer["headers"] = dict(response_headers)
 
-    data = b"".join(app.wsgi(environ, start_response))
+    data = b"".join(checked_wsgi(app.wsgi)(environ, start_response))
     return Reply(answer["status"], answer["headers"], data)

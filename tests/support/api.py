@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from chalice.test import Client
 
 from shared.ids import new_id
+from tests.support.contract import contract
 
 
 @dataclass
@@ -41,9 +43,7 @@ class Api:
         if auth and "Authorization" not in all_headers:
             all_headers["Authorization"] = f"Bearer {self.api_key}"
         payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        with Client(app.app) as client:
-            response = client.http.request(method, path, headers=all_headers, body=payload or b"")
-        return Reply(response.status_code, dict(response.headers), response.body)
+        return call_app(app.app, method, path, headers=all_headers, body=payload or b"")
 
     def get(self, path: str, **kwargs: Any) -> Reply:
         return self.request("GET", path, **kwargs)
@@ -59,6 +59,16 @@ class Api:
 
     def with_key(self, api_key: str) -> Api:
         return Api(self.workspace_id, self.owner_user_id, api_key, "", dict(self.extra_headers))
+
+
+def call_app(app: Any, method: str, path: str, *, headers: dict[str, str], body: bytes | str = b"") -> Reply:
+    """One request through chalice.test, its answer checked against the OpenAPI document (a mismatch fails
+    the test that made the request)."""
+    with Client(app) as client:
+        response = client.http.request(method, path, headers=headers, body=body)
+    reply = Reply(response.status_code, dict(response.headers), response.body)
+    contract().check(method, unquote(path.partition("?")[0]), reply.status, reply.headers, reply.raw)
+    return reply
 
 
 def provision(name: str = "Test") -> Api:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.contract import check_httpx
 from tests.system.test_serve import CRM, _free_port
 
 pytestmark = pytest.mark.system
@@ -40,7 +41,7 @@ def test_crm_local_runs_api_and_worker_tier_and_stops_on_sigterm(tmp_path: Path)
             time.sleep(0.2)
         key = json.loads((tmp_path / ".crm-local" / "workspace.json").read_text())["api_key"]
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"},
-                          timeout=10) as client:
+                          timeout=10, event_hooks={"response": [check_httpx]}) as client:
             # WHEN a contact is created and an export of contacts is asked for
             created = client.post("/v1/contacts", json={"first_name": "Ada", "email": "ada@example.com"})
             assert created.status_code == 201, created.text

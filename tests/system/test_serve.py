@@ -30,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from tests.support.contract import check_httpx
 from tests.support.databases import scratch_database
 
 pytestmark = pytest.mark.system
@@ -62,7 +63,8 @@ class Server:
     metrics_dir: Path
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)
+        """Every answer is checked against the OpenAPI document."""
+        return httpx.Client(base_url=self.base_url, timeout=30, event_hooks={"response": [check_httpx]}, **kwargs)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else "(no output)"

@@ -6,10 +6,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from chalice.app import Response
 from openapi_spec_validator import validate
+from pydantic import BaseModel
 
-from layers.http.endpoint import Endpoint, endpoint_of
-from layers.http.openapi import build_openapi
+from layers.http.chalice_app import CrmChalice
+from layers.http.endpoint import Endpoint, endpoint, endpoint_of
+from layers.http.openapi import SchemaNameClash, build_openapi
 
 PROBLEM_REF = "#/components/schemas/Problem"
 
@@ -107,11 +110,11 @@ def test_posts_with_a_body_document_body_problems(crm_app: Any, document: dict[s
     posts = [(path, spec) for path, method, spec in _routes(crm_app) if method == "POST" and spec.request is not None]
     assert posts
 
-    for path, _spec in posts:
+    for path, spec in posts:
         operation = document["paths"][path]["post"]
 
         # WHEN / THEN the body is documented, and so are 400/413/415/422
-        assert operation["requestBody"]["required"] is True
+        assert operation["requestBody"]["required"] is spec.body_required
         assert "$ref" in operation["requestBody"]["content"]["application/json"]["schema"]
         assert {400, 413, 415, 422} <= _problem_statuses(operation), path
 
@@ -167,9 +170,233 @@ def test_single_record_operations_document_etags(document: dict[str, Any]) -> No
     assert 412 in _problem_statuses(patch_op)
 
 
-def test_ready_documents_its_503_with_the_body_it_sends(document: dict[str, Any]) -> None:
-    # GIVEN the readiness probe, which answers 503 with its checks (not a problem) when a dependency is down
-    responses = document["paths"]["/ready"]["get"]["responses"]
-    # THEN its 503 is documented with the same body as its 200
-    assert responses["503"]["content"] == responses["200"]["content"]
-    assert "$ref" in responses["503"]["content"]["application/json"]["schema"]
+# ---- names: one component per type ------------------------------------------------------------------------
+def _probe_app(*responses: type[BaseModel]) -> CrmChalice:
+    """A small app with one GET route per response model."""
+    app = CrmChalice(app_name="openapi-probe")
+    for index, model in enumerate(responses):
+        def view() -> Response:
+            return Response(body="{}")
+
+        app.route(f"/probe/{index}", methods=["GET"], name=f"probe_{index}")(
+            endpoint(summary="A probe", permission="read", tag="Probe", response=model)(view))
+    return app
+
+
+def _clashing_models() -> tuple[type[BaseModel], type[BaseModel]]:
+    """Two different models both named `Total`, as two capabilities' schemas modules could define them."""
+    class Total(BaseModel):  # type: ignore[no-redef]
+        currency: str
+        total: str
+
+    first = Total
+
+    class Total(BaseModel):  # type: ignore[no-redef]
+        currency: str
+        count: int
+        amount: str
+
+    return first, Total
+
+
+def test_two_top_level_models_with_one_name_fail_the_build() -> None:
+    # GIVEN two routes answering different models that share a class name
+    first, second = _clashing_models()
+
+    # WHEN / THEN the document cannot be built, and the error names the clash
+    with pytest.raises(SchemaNameClash, match="Total would name 2 different types"):
+        build_openapi(_probe_app(first, second))
+
+
+def test_a_clash_between_nested_models_fails_the_build_too() -> None:
+    # GIVEN two distinctly named answers whose nested models (pydantic's $defs) share a name
+    first, second = _clashing_models()
+
+    class BoardAnswer(BaseModel):
+        totals: list[first]  # type: ignore[valid-type]
+
+    class ReportAnswer(BaseModel):
+        totals: list[second]  # type: ignore[valid-type]
+
+    # WHEN / THEN the build fails rather than publishing one of them under the other's name
+    with pytest.raises(SchemaNameClash, match="Total"):
+        build_openapi(_probe_app(BoardAnswer, ReportAnswer))
+
+
+def test_one_model_used_by_several_routes_is_one_component() -> None:
+    # GIVEN one model answered by two routes and nested in a third answer
+    first, _ = _clashing_models()
+
+    class Wrapper(BaseModel):
+        total: first  # type: ignore[valid-type]
+
+    # WHEN the document is built
+    document = build_openapi(_probe_app(first, first, Wrapper))
+
+    # THEN the model is one component, referenced from everywhere
+    assert document["components"]["schemas"]["Total"]["required"] == ["currency", "total"]
+    assert document["components"]["schemas"]["Wrapper"]["properties"]["total"] == {
+        "$ref": "#/components/schemas/Total"}
+
+
+def test_reports_document_what_they_send_and_the_board_its_own_totals(document: dict[str, Any]) -> None:
+    # GIVEN the reports and the board WHEN their per-currency items are read
+    schemas = document["components"]["schemas"]
+    summary = schemas["PipelineSummary"]["properties"]["totals"]["items"]["$ref"]
+    win_rate = schemas["WinRate"]["properties"]["won_amounts"]["items"]["$ref"]
+    board = schemas["BoardStage"]["properties"]["amounts"]["items"]["$ref"]
+
+    # THEN reports reference {currency, count, amount} and the board {currency, total}
+    assert summary == win_rate == "#/components/schemas/CurrencyAmount"
+    assert set(schemas["CurrencyAmount"]["required"]) == {"currency", "count", "amount"}
+    assert board == "#/components/schemas/CurrencyTotal"
+    assert set(schemas["CurrencyTotal"]["required"]) == {"currency", "total"}
+
+
+# ---- request bodies as the handlers read them ---------------------------------------------------------------
+def _request_schema(document: dict[str, Any], path: str, media_type: str = "application/json") -> dict[str, Any]:
+    ref = document["paths"][path]["post"]["requestBody"]["content"][media_type]["schema"]["$ref"]
+    return document["components"]["schemas"][ref.rsplit("/", 1)[1]]  # type: ignore[no-any-return]
+
+
+def _items(document: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:
+    ref = batch["properties"]["inputs"]["items"]["$ref"]
+    return document["components"]["schemas"][ref.rsplit("/", 1)[1]]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("object_type", ["contacts", "companies", "deals", "activities"])
+def test_batch_update_inputs_take_an_id_and_batch_archive_inputs_only_an_id(
+    document: dict[str, Any], object_type: str
+) -> None:
+    # GIVEN the batch update and archive bodies of an object
+    update = _items(document, _request_schema(document, f"/v1/{object_type}/batch/update"))
+    archive = _items(document, _request_schema(document, f"/v1/{object_type}/batch/archive"))
+    patch_ref = document["paths"][f"/v1/{object_type}/{{record_id}}"]["patch"]["requestBody"]["content"][
+        "application/json"]["schema"]["$ref"]
+    patch = document["components"]["schemas"][patch_ref.rsplit("/", 1)[1]]
+
+    # WHEN / THEN an update input is the PATCH body plus a required id, unknown fields refused
+    assert update["required"] == ["id"]
+    assert set(update["properties"]) == set(patch["properties"]) | {"id"}
+    assert update["additionalProperties"] is False
+    # ... and an archive input is exactly {"id"}
+    assert archive["required"] == ["id"] and set(archive["properties"]) == {"id"}
+    assert archive["additionalProperties"] is False
+
+
+def test_imports_document_the_multipart_form_beside_the_json_one(document: dict[str, Any]) -> None:
+    # GIVEN POST /v1/imports WHEN its bodies are read
+    content = document["paths"]["/v1/imports"]["post"]["requestBody"]["content"]
+    form = _request_schema(document, "/v1/imports", "multipart/form-data")
+
+    # THEN JSON and multipart are both there, the form with its binary `file` and the object type
+    assert set(content) == {"application/json", "multipart/form-data"}
+    assert form["properties"]["file"]["format"] == "binary"
+    assert {"file", "object_type"} <= set(form["required"])
+
+
+def test_a_route_accepting_an_undocumented_media_type_fails_the_build() -> None:
+    # GIVEN a route that reads multipart bodies but documents only its JSON one
+    class Body(BaseModel):
+        name: str
+
+    app = CrmChalice(app_name="openapi-probe")
+
+    @app.route("/upload", methods=["POST"], content_types=["application/json", "multipart/form-data"])
+    @endpoint(summary="Upload", permission="write", tag="Probe", request=Body)
+    def upload() -> Response:
+        return Response(body="{}")
+
+    # WHEN / THEN the document cannot be built
+    with pytest.raises(ValueError, match="multipart/form-data"):
+        build_openapi(app)
+
+
+def test_the_association_body_is_optional(document: dict[str, Any]) -> None:
+    # GIVEN linking two records WHEN its body is read THEN it may be left out (the handler has defaults)
+    operation = document["paths"]["/v1/contacts/{record_id}/associations/{to_object}/{to_id}"]["post"]
+    assert operation["requestBody"]["required"] is False
+
+
+# ---- statuses the layers in front of every handler add --------------------------------------------------------
+NO_DATABASE = {("/health", "get"), ("/metrics", "get"), ("/docs", "get"), ("/v1/openapi.json", "get")}
+
+
+def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, ops in document["paths"].items():
+        for method, operation in ops.items():
+            yield path, method, operation
+
+
+def test_every_operation_documents_the_gateway_statuses(document: dict[str, Any]) -> None:
+    # GIVEN / WHEN every operation THEN body size, content type, header size and 500 are documented
+    for path, method, operation in _operations(document):
+        assert {413, 415, 431, 500} <= _problem_statuses(operation), f"{method} {path}"
+
+
+def test_every_operation_that_touches_the_database_documents_503_with_retry_after(document: dict[str, Any]) -> None:
+    for path, method, operation in _operations(document):
+        if (path, method) in NO_DATABASE:
+            assert 503 not in _problem_statuses(operation), f"{method} {path}"
+        else:
+            assert 503 in _problem_statuses(operation), f"{method} {path}"
+            assert "Retry-After" in operation["responses"]["503"]["headers"]
+
+
+def test_every_operation_with_a_path_parameter_documents_404(document: dict[str, Any]) -> None:
+    for path, method, operation in _operations(document):
+        if "{" in path:
+            assert 404 in _problem_statuses(operation), f"{method} {path}"
+
+
+def test_authenticated_posts_document_the_idempotency_key_and_its_problems(
+    crm_app: Any, document: dict[str, Any]
+) -> None:
+    # GIVEN every POST that needs credentials (restore, complete, test pings... bodies or not)
+    for path, method, spec in _routes(crm_app):
+        if method != "POST" or spec.permission == "public":
+            continue
+        operation = document["paths"][path]["post"]
+        # WHEN / THEN the header is there, and its 400 (too long), 409 (running), 422 (reused), 503 (no Redis)
+        assert "Idempotency-Key" in {p.get("name") for p in operation["parameters"]}, path
+        assert {400, 409, 422, 503} <= _problem_statuses(operation), path
+
+
+def test_restore_documents_422(document: dict[str, Any]) -> None:
+    # GIVEN a restore (no body, no query) WHEN its problems are read THEN 422 is there (a reused Idempotency-Key)
+    assert 422 in _problem_statuses(document["paths"]["/v1/contacts/{record_id}/restore"]["post"])
+
+
+def test_public_writes_document_429(document: dict[str, Any]) -> None:
+    # GIVEN the public session exchange WHEN its problems are read THEN the per-address limit's 429 is there
+    assert 429 in _problem_statuses(document["paths"]["/v1/sessions"]["post"])
+
+
+def test_if_match_is_documented_wherever_412_is(document: dict[str, Any]) -> None:
+    for path, method, operation in _operations(document):
+        has_header = "If-Match" in {p.get("name") for p in operation.get("parameters", [])}
+        assert has_header == (412 in _problem_statuses(operation)), f"{method} {path}"
+
+
+def test_non_json_answers_are_documented_with_their_media_type(document: dict[str, Any]) -> None:
+    # GIVEN the metrics, the docs page and the document itself WHEN their 200s are read
+    metrics = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    docs = document["paths"]["/docs"]["get"]["responses"]["200"]["content"]
+    openapi = document["paths"]["/v1/openapi.json"]["get"]["responses"]["200"]["content"]
+
+    # THEN text, HTML, and a JSON object (not a string)
+    assert set(metrics) == {"text/plain"} and set(docs) == {"text/html"}
+    assert openapi["application/json"]["schema"] == {"$ref": "#/components/schemas/OpenApiDocument"}
+
+
+# ---- words -------------------------------------------------------------------------------------------------
+def test_generated_summaries_use_the_right_article(document: dict[str, Any]) -> None:
+    # GIVEN every summary (many are generated from object names)
+    summaries = [op["summary"] for _, _, op in _operations(document)]
+    assert "Create an activity" in summaries and "Create a contact" in summaries
+
+    # WHEN / THEN none says "a activity" or "an contact" (object names are lower case; "a URL" is right)
+    for summary in summaries:
+        assert not re.search(r"\ba [aeiou]", summary), summary
+        assert not re.search(r"\ban [b-df-hj-np-tv-z]", summary), summary
+        assert "one of the" not in summary, summary
