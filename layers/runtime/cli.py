@@ -81,7 +81,7 @@ def worker(threads: int | None, relay: bool, run_scheduler: bool, metrics_port: 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     if relay:
-        outbox = Relay(sqs_publisher(resolved.jobs_url), batch_size=settings.relay_batch_size)
+        outbox = Relay(sqs_publisher(resolved), batch_size=settings.relay_batch_size)
         threading.Thread(target=outbox.run_forever, args=(stop,), name="outbox-relay", daemon=True,
                          kwargs={"idle_seconds": settings.relay_idle_seconds, "wakeup": Wakeup()}).start()
     local_scheduler = None

@@ -2,8 +2,9 @@
 between publishing and marking loses nothing and duplicates nothing a consumer acts on twice."""
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from layers.aws.clients import client
 from layers.db.uow import UnitOfWork
 from layers.queue.jobs import enqueue
 from layers.queue.outbox import OutboxEvent
-from layers.queue.relay import Relay, sqs_publisher
+from layers.queue.relay import Outgoing, Relay, sqs_publisher
 from layers.queue.sqs import Queues
 from layers.runtime.worker import Worker
 from shared.context import system_scope
@@ -23,6 +24,11 @@ from tests.support.jobs_app import JobsApp
 
 class RelayKilled(Exception):
     """Stands for the process dying after SQS accepted the messages, before the COMMIT."""
+
+
+def _everything_to(consumer: str) -> Callable[[Mapping[str, set[str]]], dict[str, set[tuple[str, str]]]]:
+    """Consumers for a relay: every pending event to `consumer`."""
+    return lambda pending: {consumer: {(w, t) for w, types in pending.items() for t in types}}
 
 
 def _drain_queue(queues: Queues) -> list[dict[str, Any]]:
@@ -52,7 +58,7 @@ def test_committed_rows_are_published_once_and_marked(aws: Queues, api: Api) -> 
     Relay(lambda bodies: None).drain()
     api.post("/v1/contacts", {"first_name": "A", "email": "a@example.com"})
     api.post("/v1/contacts", {"first_name": "B", "email": "b@example.com"})
-    relay = Relay(sqs_publisher(aws.jobs_url), consumers=lambda ws: {"test_consume_event": ws})
+    relay = Relay(sqs_publisher(aws), consumers=_everything_to("test_consume_event"))
 
     # WHEN the relay runs twice
     first, second = relay.run_once(), relay.run_once()
@@ -70,18 +76,18 @@ def test_a_relay_killed_after_publishing_loses_nothing_and_consumers_act_once(aw
     # GIVEN a committed event, and a relay that dies right after SQS accepted its messages
     Relay(lambda bodies: None).drain()
     api.post("/v1/contacts", {"first_name": "A", "email": "a@example.com"})
-    publish = sqs_publisher(aws.jobs_url)
+    publish = sqs_publisher(aws)
 
-    def publish_then_die(bodies: Sequence[str]) -> None:
-        publish(bodies)
+    def publish_then_die(messages: Sequence[Outgoing]) -> None:
+        publish(messages)
         raise RelayKilled
 
     with pytest.raises(RelayKilled):
-        Relay(publish_then_die, consumers=lambda ws: {"test_consume_event": ws}).run_once()
+        Relay(publish_then_die, consumers=_everything_to("test_consume_event")).run_once()
     still_pending = _unpublished(api.workspace_id)
 
     # WHEN a healthy relay runs next, and the worker processes everything on the queue
-    Relay(publish, consumers=lambda ws: {"test_consume_event": ws}).run_once()
+    Relay(publish, consumers=_everything_to("test_consume_event")).run_once()
     pending_after = _unpublished(api.workspace_id)
     messages = _drain_queue(aws)
     worker = Worker(JobsApp().app, client("sqs"), aws, threads=1, wait_seconds=0)
@@ -100,7 +106,7 @@ def test_nothing_is_marked_when_sqs_refuses(aws: Queues, api: Api) -> None:
     with UnitOfWork(system_scope(api.workspace_id)) as uow:
         enqueue(uow, "test_work", {"key": "x"})
         uow.commit()
-    broken = Relay(sqs_publisher(aws.jobs_url + "-missing"))
+    broken = Relay(sqs_publisher(dataclasses.replace(aws, jobs_url=aws.jobs_url + "-missing")))
 
     # WHEN the relay tries to publish
     with pytest.raises(Exception):  # noqa: B017 - whatever botocore raises, the point is what is left
@@ -108,7 +114,7 @@ def test_nothing_is_marked_when_sqs_refuses(aws: Queues, api: Api) -> None:
 
     # THEN the job is still pending for the next pass
     assert _unpublished(api.workspace_id) == 1
-    Relay(sqs_publisher(aws.jobs_url)).run_once()
+    Relay(sqs_publisher(aws)).run_once()
     assert [json.loads(m["Body"])["handler"] for m in _drain_queue(aws)] == ["test_work"]
 
 
@@ -120,7 +126,7 @@ def test_a_job_of_a_rolled_back_unit_of_work_is_never_sent(aws: Queues, api: Api
         raise RuntimeError("the request failed after enqueueing")
 
     # WHEN the relay runs
-    sent = Relay(sqs_publisher(aws.jobs_url)).run_once()
+    sent = Relay(sqs_publisher(aws)).run_once()
 
     # THEN nothing was published
     assert sent == 0 and _drain_queue(aws) == []
@@ -129,7 +135,7 @@ def test_a_job_of_a_rolled_back_unit_of_work_is_never_sent(aws: Queues, api: Api
 def test_events_go_only_to_consumers_with_something_to_do_in_the_workspace(api: Api, receiver_url: str) -> None:
     # GIVEN a workspace with neither webhooks nor rules
     Relay(lambda bodies: None).drain()
-    published: list[str] = []
+    published: list[Outgoing] = []
     relay = Relay(published.extend)
     api.post("/v1/contacts", {"first_name": "A", "email": "a@example.com"})
 
@@ -143,7 +149,7 @@ def test_events_go_only_to_consumers_with_something_to_do_in_the_workspace(api: 
 
     # THEN the first event cost no job (it is still numbered for the event log), the second one job: the fan-out
     assert without == []
-    handlers = [json.loads(body)["handler"] for body in published]
+    handlers = [json.loads(message.body)["handler"] for message in published]
     assert handlers == ["webhooks_fanout"]
     assert [e["type"] for e in api.get("/v1/events?types=contact.*").json["data"]] == ["contact.created"] * 2
 

@@ -1,7 +1,8 @@
 """Webhooks over HTTP and through the jobs: a real receiver on 127.0.0.1 checks every signature.
 
-Time is driven without sleeping: a test moves a delivery's `next_attempt_at` (or its first attempt) into
-the past in the database, then runs the retry sweep's schedule handler through the inline queue.
+Time is driven without sleeping: early retries are deliver jobs sent with an SQS delay, which the inline
+queue holds until `jobs.run_delayed()`; for the sweep's retries, a test moves a delivery's `next_attempt_at`
+(or its first attempt) into the past in the database, then runs the retry sweep's schedule handler.
 """
 from __future__ import annotations
 
@@ -119,11 +120,12 @@ def assert_problem(reply: Reply, status: int) -> dict[str, Any]:
 
 
 def make_due(workspace_id: str, delivery_id: str, *, first_attempt_hours_ago: float | None = None) -> None:
-    """Move a delivery's next attempt (and optionally its first attempt) into the past."""
+    """Move a delivery's next attempt (and optionally its first attempt) into the past, as if its backoff
+    were one for the sweep (or its delayed job were lost)."""
     with UnitOfWork(system_scope(workspace_id)) as uow:
         row = uow.session.get(WebhookDelivery, delivery_id)
         assert row is not None
-        row.next_attempt_at = utcnow() - timedelta(seconds=1)
+        row.next_attempt_at, row.sweep_after = utcnow() - timedelta(seconds=1), None
         if first_attempt_hours_ago is not None:
             row.first_attempt_at = utcnow() - timedelta(hours=first_attempt_hours_ago)
         uow.commit()
@@ -256,13 +258,12 @@ def test_failures_are_retried_with_the_same_id_until_success(api: Api, jobs: Inl
     receiver.script = [500, 503]
     hook = subscribe(api, receiver.url, ["contact.*"])
 
-    # WHEN an event is sent, and the sweep runs each time the next attempt is due
+    # WHEN an event is sent, and each retry's delay passes
     api.post("/v1/contacts", {"first_name": "Ada"})
     jobs.run()
     (first,) = deliveries(api, hook["id"])
     for _ in range(2):
-        make_due(api.workspace_id, first["id"])
-        sweep(jobs)
+        jobs.run_delayed()
 
     # THEN three attempts were made with one Webhook-Id, the last succeeded
     assert len(receiver.requests) == 3
