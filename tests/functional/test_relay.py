@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from layers.aws.clients import client
 from layers.db.uow import UnitOfWork
 from layers.queue.jobs import enqueue
+from layers.queue.lanes import BULK
 from layers.queue.outbox import OutboxEvent
 from layers.queue.relay import Outgoing, Relay, sqs_publisher
 from layers.queue.sqs import Queues
@@ -152,6 +153,56 @@ def test_events_go_only_to_consumers_with_something_to_do_in_the_workspace(api: 
     handlers = [json.loads(message.body)["handler"] for message in published]
     assert handlers == ["webhooks_fanout"]
     assert [e["type"] for e in api.get("/v1/events?types=contact.*").json["data"]] == ["contact.created"] * 2
+
+
+def test_events_go_only_to_consumers_subscribed_to_their_type(api: Api, receiver_url: str) -> None:
+    # GIVEN a workspace whose only webhook wants deal events
+    Relay(lambda messages: None).drain()
+    published: list[Outgoing] = []
+    relay = Relay(published.extend)
+    api.post("/v1/webhooks", {"url": receiver_url, "event_types": ["deal.*"]})
+
+    # WHEN a contact and then a deal are created and their events relayed
+    api.post("/v1/contacts", {"first_name": "A", "email": "a@example.com"})
+    relay.run_once()
+    after_contact = [json.loads(m.body)["handler"] for m in published]
+    published.clear()
+    api.post("/v1/deals", {"name": "Renewal"})
+    relay.run_once()
+
+    # THEN the contact's event cost no fan-out job (it is still in the event log); the deal's did
+    assert after_contact == []
+    fanned = [(json.loads(m.body)["handler"], json.loads(m.body)["payload"]["type"]) for m in published]
+    assert fanned == [("webhooks_fanout", "deal.created"), ("webhooks_fanout", "deal.stage_changed")]
+    assert [e["type"] for e in api.get("/v1/events?types=contact.*").json["data"]] == ["contact.created"]
+
+
+def test_a_delayed_job_is_published_with_its_delay_and_a_bulk_job_to_the_bulk_queue(aws: Queues, api: Api) -> None:
+    # GIVEN a job enqueued with the longest delay, and one in the bulk lane
+    Relay(lambda messages: None).drain()
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        enqueue(uow, "test_work", {"key": "later"}, delay_seconds=900)
+        enqueue(uow, "test_work", {"key": "bulk"}, lane=BULK)
+        uow.commit()
+
+    # WHEN the relay publishes them
+    sent = Relay(sqs_publisher(aws)).run_once()
+
+    # THEN SQS holds the first back (nothing to receive yet) and the second waits on the bulk queue
+    attributes = client("sqs").get_queue_attributes(QueueUrl=aws.jobs_url, AttributeNames=["All"])["Attributes"]
+    assert sent == 2 and attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+    assert _drain_queue(aws) == []
+    bulk = client("sqs").receive_message(QueueUrl=aws.lane(BULK).url, MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"])["payload"]["key"] for m in bulk] == ["bulk"]
+
+
+def test_a_delay_longer_than_sqs_allows_is_refused_when_enqueued(api: Api) -> None:
+    # GIVEN a unit of work
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        # WHEN a job asks for more than SQS's 15 minutes
+        # THEN it is refused before anything is written
+        with pytest.raises(ValueError, match="delay_seconds"):
+            enqueue(uow, "test_work", {"key": "x"}, delay_seconds=901)
 
 
 @pytest.fixture
