@@ -88,7 +88,8 @@ def worker(threads: int | None, relay: bool, run_scheduler: bool, metrics_port: 
     if run_scheduler:
         local_scheduler = LocalScheduler(schedules(composition.app), lambda name: send_job(name))
         local_scheduler.start()
-    click.echo(f"worker on {resolved.jobs_url} ({consumer.threads} threads, relay {'on' if relay else 'off'}, "
+    click.echo(f"worker on {' then '.join(q.name for q in resolved.lanes())} ({consumer.threads} threads, "
+               f"relay {'on' if relay else 'off'}, "
                f"scheduler {'local' if local_scheduler else 'EventBridge'})", err=True)
     finished = consumer.run(stop_timeout=settings.worker_stop_timeout)
     if local_scheduler is not None:
@@ -98,13 +99,15 @@ def worker(threads: int | None, relay: bool, run_scheduler: bool, metrics_port: 
 
 @main.group()
 def dlq() -> None:
-    """Dead-lettered jobs: list them, send them back."""
+    """Dead-lettered jobs of the jobs and bulk queues: list them, send them back."""
 
 
 @dlq.command("list")
 @click.option("--limit", default=100, show_default=True, type=int)
 def dlq_list(limit: int) -> None:
-    """Print dead-lettered jobs as JSON lines: id, handler, reason, receive count, body."""
+    """Print dead-lettered jobs as JSON lines: id, queue, handler, reason, error, receive count, body.
+
+    Listing does not change them: the receive count is the one they had when dead-lettered."""
     _check_settings()
     from layers.queue.sqs import queues, sqs
     from layers.runtime.worker import dead_letters
@@ -117,7 +120,7 @@ def dlq_list(limit: int) -> None:
 @click.option("--id", "message_ids", multiple=True, help="Only these message ids (default: all)")
 @click.option("--limit", default=1000, show_default=True, type=int)
 def dlq_redrive(message_ids: tuple[str, ...], limit: int) -> None:
-    """Send dead-lettered jobs back to the jobs queue."""
+    """Send dead-lettered jobs back to the queue they came from (jobs or bulk)."""
     _check_settings()
     from layers.queue.sqs import queues, sqs
     from layers.runtime.worker import redrive
