@@ -395,7 +395,8 @@ def test_a_non_utf8_upload_is_422_and_a_bare_csv_body_is_415(api: Api, aws: Queu
 # ---- the bulk lane, given-up and stalled imports ---------------------------------------------------------------
 def test_an_import_and_what_its_rows_cause_go_by_the_bulk_lane(api: Api, aws: Queues, jobs: InlineQueue) -> None:
     # GIVEN a webhook on new contacts (the receiver is gone: each delivery fails and retries, still bulk work)
-    assert api.post("/v1/webhooks", {"url": "http://127.0.0.1:9/gone", "event_types": ["contact.created"]}).status == 201
+    hook = api.post("/v1/webhooks", {"url": "http://127.0.0.1:9/gone", "event_types": ["contact.created"]})
+    assert hook.status == 201, hook.raw
 
     # WHEN contacts are imported
     done = imported(api, "email\na@example.com\nb@example.com\n", {"email": "email"}, jobs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -20,16 +20,11 @@ from layers.queue.sqs import Queues
 from layers.runtime.worker import Worker
 from shared.context import system_scope
 from tests.support.api import Api
-from tests.support.jobs_app import JobsApp
+from tests.support.jobs_app import JobsApp, every_event_to
 
 
 class RelayKilled(Exception):
     """Stands for the process dying after SQS accepted the messages, before the COMMIT."""
-
-
-def _everything_to(consumer: str) -> Callable[[Mapping[str, set[str]]], dict[str, set[tuple[str, str]]]]:
-    """Consumers for a relay: every pending event to `consumer`."""
-    return lambda pending: {consumer: {(w, t) for w, types in pending.items() for t in types}}
 
 
 def _drain_queue(queues: Queues) -> list[dict[str, Any]]:
@@ -59,7 +54,7 @@ def test_committed_rows_are_published_once_and_marked(aws: Queues, api: Api) -> 
     Relay(lambda bodies: None).drain()
     api.post("/v1/contacts", {"first_name": "A", "email": "a@example.com"})
     api.post("/v1/contacts", {"first_name": "B", "email": "b@example.com"})
-    relay = Relay(sqs_publisher(aws), consumers=_everything_to("test_consume_event"))
+    relay = Relay(sqs_publisher(aws), consumers=every_event_to("test_consume_event"))
 
     # WHEN the relay runs twice
     first, second = relay.run_once(), relay.run_once()
@@ -84,11 +79,11 @@ def test_a_relay_killed_after_publishing_loses_nothing_and_consumers_act_once(aw
         raise RelayKilled
 
     with pytest.raises(RelayKilled):
-        Relay(publish_then_die, consumers=_everything_to("test_consume_event")).run_once()
+        Relay(publish_then_die, consumers=every_event_to("test_consume_event")).run_once()
     still_pending = _unpublished(api.workspace_id)
 
     # WHEN a healthy relay runs next, and the worker processes everything on the queue
-    Relay(publish, consumers=_everything_to("test_consume_event")).run_once()
+    Relay(publish, consumers=every_event_to("test_consume_event")).run_once()
     pending_after = _unpublished(api.workspace_id)
     messages = _drain_queue(aws)
     worker = Worker(JobsApp().app, client("sqs"), aws, threads=1, wait_seconds=0)

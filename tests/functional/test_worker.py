@@ -20,7 +20,7 @@ from layers.queue.sqs import Queues
 from layers.runtime.cli import main
 from layers.runtime.worker import Worker, dead_letters, redrive
 from tests.support.api import Api
-from tests.support.jobs_app import JobsApp
+from tests.support.jobs_app import JobsApp, every_event_to
 
 
 def _send(queues: Queues, handler: str, payload: dict[str, Any] | None = None, *, raw: str | None = None,
@@ -341,8 +341,7 @@ def test_what_a_bulk_job_writes_stays_in_the_bulk_lane(aws: Queues, api: Api) ->
 
     # WHEN the worker runs it, and the relay publishes what it wrote
     outcome = _worker(jobs_app, aws).process(message, lane=BULK)
-    Relay(sqs_publisher(aws), consumers=lambda pending: {
-        "test_consume_event": {(w, t) for w, types in pending.items() for t in types}}).drain()
+    Relay(sqs_publisher(aws), consumers=every_event_to("test_consume_event")).drain()
 
     # THEN the event and its consumer's job went by the bulk queue, none by the jobs queue
     assert outcome == "done"

@@ -16,7 +16,13 @@ from layers.http.chalice_app import CrmChalice
 from layers.queue.jobs import first_time, job_payloads, on_dead_letter
 from layers.queue.lanes import current_lane
 from layers.queue.outbox import emit
+from layers.queue.relay import Consumers
 from shared.context import system_scope
+
+
+def every_event_to(consumer: str) -> Consumers:
+    """Consumers for a relay under test: every pending event goes to `consumer`."""
+    return lambda pending: {consumer: {(w, t) for w, types in pending.items() for t in types}}
 
 
 class Work(BaseModel):
