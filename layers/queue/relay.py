@@ -1,14 +1,21 @@
 """The outbox relay: committed outbox rows to the jobs queue, in order per workspace.
 
 One pass, in one transaction:
-1. find workspaces with unpublished rows;
+1. find workspaces with unpublished rows, the longest waiting first, each workspace once however long its
+   backlog (a bulk import's thousand events do not hide another workspace's rows);
 2. lock their `event_sequences` rows with FOR UPDATE SKIP LOCKED — a workspace belongs to one relay
    at a time, so several relays run side by side without reordering a workspace's events;
-3. read those workspaces' committed, unpublished rows and give each event the workspace's next sequence;
+3. read those workspaces' committed, unpublished rows — the jobs of the main lane first, wherever they
+   stand (a job has no place in the event order, so an export asked for behind an import's events does
+   not wait for them to be published), then each workspace's share of its rows in order — and give each
+   event the workspace's next sequence;
 4. publish (one message per job, one per event per consumer interested in the event's type) to the
    row's lane's queue (layers/queue/lanes.py), a job with its delay, and only then mark the rows sent and
    COMMIT. A relay killed before COMMIT leaves the rows unpublished: they are sent again with the
    same event/job ids, and consumers' receipts make the second copy a no-op.
+
+A workspace's events keep their order whatever their lane, so an event of the main lane still waits for
+the same workspace's earlier bulk events to be published (at ~batch_size rows per pass).
 """
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from layers.db.uow import UnitOfWork
@@ -71,15 +78,10 @@ class Relay:
             ))
             if not owned:
                 return 0  # every pending workspace is another relay's right now
-            rows = list(session.scalars(
-                select(OutboxEvent)
-                .where(OutboxEvent.published_at.is_(None),
-                       OutboxEvent.workspace_id.in_([o.workspace_id for o in owned]))
-                # A plain read, not a locking one: the sequence row lock above already makes these rows
-                # this relay's alone, and a locking read would wait on rows open transactions are still
-                # inserting (seen on MariaDB 10.11 even with SKIP LOCKED). Uncommitted rows are invisible.
-                .order_by(OutboxEvent.id).limit(self._batch_size)
-            ))
+            # Plain reads, not locking ones: the sequence row lock above already makes these rows this
+            # relay's alone, and a locking read would wait on rows open transactions are still inserting
+            # (seen on MariaDB 10.11 even with SKIP LOCKED). Uncommitted rows are invisible.
+            rows = self._rows(session, [o.workspace_id for o in owned])
             if not rows:
                 return 0
             messages = self._number_and_render(rows, {o.workspace_id: o for o in owned})
@@ -115,11 +117,26 @@ class Relay:
 
     def _pending_workspaces(self) -> list[str]:
         with UnitOfWork(unscoped=True) as uow:
-            ids = uow.session.scalars(
+            return list(uow.session.scalars(
                 select(OutboxEvent.workspace_id).where(OutboxEvent.published_at.is_(None))
-                .order_by(OutboxEvent.id).limit(self._batch_size)
-            )
-            return list(dict.fromkeys(ids))
+                .group_by(OutboxEvent.workspace_id).order_by(func.min(OutboxEvent.id)).limit(self._batch_size)
+            ))
+
+    def _rows(self, session: Session, workspace_ids: list[str]) -> list[OutboxEvent]:
+        """The main lane's pending jobs first, then up to an even share of each workspace's rows, in order."""
+        pending = (OutboxEvent.published_at.is_(None), OutboxEvent.workspace_id.in_(workspace_ids))
+        urgent = list(session.scalars(
+            select(OutboxEvent).where(*pending, OutboxEvent.kind == "job", OutboxEvent.lane == MAIN)
+            .order_by(OutboxEvent.id).limit(self._batch_size)))
+        ranked = (select(OutboxEvent.id, func.row_number().over(
+            partition_by=OutboxEvent.workspace_id, order_by=OutboxEvent.id).label("position"))
+            .where(*pending).subquery())
+        share = max(1, self._batch_size // len(workspace_ids))
+        in_order = session.scalars(
+            select(OutboxEvent).join(ranked, ranked.c.id == OutboxEvent.id).where(ranked.c.position <= share)
+            .order_by(OutboxEvent.id))
+        taken = {row.id for row in urgent}
+        return urgent + [row for row in in_order if row.id not in taken]
 
     @staticmethod
     def _ensure_sequences(workspace_ids: list[str]) -> None:

@@ -18,7 +18,9 @@ from layers.queue.outbox import OutboxEvent
 from layers.queue.relay import Outgoing, Relay, sqs_publisher
 from layers.queue.sqs import Queues
 from layers.runtime.worker import Worker
+from shared.clock import isoformat, utcnow
 from shared.context import system_scope
+from shared.ids import new_id
 from tests.support.api import Api
 from tests.support.jobs_app import JobsApp, every_event_to
 
@@ -189,6 +191,50 @@ def test_a_delayed_job_is_published_with_its_delay_and_a_bulk_job_to_the_bulk_qu
     assert _drain_queue(aws) == []
     bulk = client("sqs").receive_message(QueueUrl=aws.lane(BULK).url, MaxNumberOfMessages=10)["Messages"]
     assert [json.loads(m["Body"])["payload"]["key"] for m in bulk] == ["bulk"]
+
+
+def test_a_backlog_of_bulk_events_does_not_hold_back_a_job_or_another_workspace(api: Api, other_api: Api) -> None:
+    # GIVEN a workspace with 12 bulk events waiting (an import's) and then a job of the main lane (an export),
+    # another workspace with one event, and a relay publishing 4 rows a pass
+    Relay(lambda messages: None).drain()
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        for n in range(12):
+            uow.session.add(_event(api.workspace_id, f"bulk-{n}", lane=BULK))
+        uow.commit()
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        enqueue(uow, "exports_run", {"key": "user"})
+        uow.commit()
+    with UnitOfWork(system_scope(other_api.workspace_id)) as uow:
+        uow.session.add(_event(other_api.workspace_id, "other"))
+        uow.commit()
+    published: list[Outgoing] = []
+    relay = Relay(published.extend, batch_size=4, consumers=every_event_to("test_consume_event"))
+
+    # WHEN the relay makes one pass
+    relay.run_once()
+
+    # THEN the job went first, the other workspace's event went too, and the backlog's first events in order
+    bodies = [json.loads(m.body) for m in published]
+    assert bodies[0]["handler"] == "exports_run"
+    records = [b["payload"]["record_id"] for b in bodies[1:]]
+    assert "other" in records
+    backlog = [r for r in records if r.startswith("bulk-")]
+    assert backlog == [f"bulk-{n}" for n in range(len(backlog))] and 0 < len(backlog) < 12
+    assert relay.drain() > 0
+    logged = _events_of(api)
+    assert [e["record_id"] for e in logged] == [f"bulk-{n}" for n in range(12)]
+    assert [e["sequence"] for e in logged] == list(range(logged[0]["sequence"], logged[0]["sequence"] + 12))
+
+
+def _event(workspace_id: str, record_id: str, *, lane: str = "main") -> OutboxEvent:
+    now = utcnow()
+    return OutboxEvent(id=new_id(), kind="event", workspace_id=workspace_id, event_type="test.happened",
+                       object_type="tests", record_id=record_id, occurred_at=now, lane=lane,
+                       payload={"type": "test.happened", "occurred_at": isoformat(now), "data": {}})
+
+
+def _events_of(api: Api) -> list[dict[str, Any]]:
+    return list(api.get("/v1/events?types=test.*&limit=100").json["data"])
 
 
 def test_a_delay_longer_than_sqs_allows_is_refused_when_enqueued(api: Api) -> None:
