@@ -262,6 +262,8 @@ def export_behind_import(client: Any, receiver: Receiver, sqs: Any, queue_urls: 
 
     imported = wait_for("the import", import_finished, 600)
     import_seconds = time.monotonic() - committed_at
+    arrived: list[tuple[float, bytes, str]] = receiver.take()
+    undelivered = rows - len(arrived)  # the backlog ahead of the export: relayed or not, not yet delivered
     depths = {url.rsplit("/", 1)[-1]: queue_depth(sqs, url) for url in queue_urls}
     asked_at = time.monotonic()
     status, body = client.request("POST", "/v1/exports", {"object_type": "contacts", "format": "csv"})
@@ -277,7 +279,6 @@ def export_behind_import(client: Any, receiver: Receiver, sqs: Any, queue_urls: 
     export_seconds = time.monotonic() - asked_at
     waited = (datetime.fromisoformat(exported["started_at"].replace("Z", "+00:00"))
               - datetime.fromisoformat(exported["created_at"].replace("Z", "+00:00"))).total_seconds()
-    arrived: list[tuple[float, bytes, str]] = []
 
     def all_delivered() -> bool:
         arrived.extend(receiver.take())
@@ -286,7 +287,8 @@ def export_behind_import(client: Any, receiver: Receiver, sqs: Any, queue_urls: 
     wait_for("the import's deliveries", all_delivered, 1800, interval=0.2)
     return {
         "import_rows": rows, "import_status": imported["status"], "import_seconds": round(import_seconds, 1),
-        "queue_depths_when_export_asked": depths, "export_status": exported["status"],
+        "deliveries_pending_when_export_asked": undelivered, "queue_depths_when_export_asked": depths,
+        "export_status": exported["status"],
         "export_rows": exported["row_count"], "export_latency_s": round(export_seconds, 2),
         "export_waited_to_start_s": round(waited, 2),
         "deliveries": len(arrived), "deliveries_done_after_export_asked_s": round(time.monotonic() - asked_at, 1),
