@@ -1,4 +1,4 @@
-"""The outbox relay: committed outbox rows to the jobs queue, in order per workspace.
+"""The outbox relay: committed outbox rows to the jobs and bulk queues, in order per workspace.
 
 One pass, in one transaction:
 1. find workspaces with unpublished rows, the longest waiting first, each workspace once however long its
@@ -193,9 +193,9 @@ def sqs_publisher(queues: Queues) -> Publisher:
 
     def publish(messages: Sequence[Outgoing]) -> None:
         client = sqs()
-        by_queue: dict[str, list[Outgoing]] = {}
+        by_queue: dict[str, list[Outgoing]] = {queue.url: [] for queue in queues.lanes()}  # the jobs queue first
         for message in messages:
-            by_queue.setdefault(queues.lane(message.lane).url, []).append(message)
+            by_queue[queues.lane(message.lane).url].append(message)
         for queue_url, outgoing in by_queue.items():
             for start in range(0, len(outgoing), 10):
                 chunk = outgoing[start:start + 10]
