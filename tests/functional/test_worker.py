@@ -8,17 +8,21 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from layers.aws.clients import client
 from layers.db.uow import UnitOfWork
+from layers.queue.jobs import enqueue
 from layers.queue.lanes import BULK, MAIN, Lane
 from layers.queue.outbox import OutboxEvent
 from layers.queue.relay import Relay, sqs_publisher
-from layers.queue.sqs import Queues
+from layers.queue.sqs import Queues, queues, use_queues
 from layers.runtime.cli import main
 from layers.runtime.worker import Worker, dead_letters, redrive
+from shared.context import system_scope
+from shared.settings import reset_settings
 from tests.support.api import Api
 from tests.support.jobs_app import JobsApp, every_event_to
 
@@ -304,34 +308,6 @@ def test_the_jobs_queue_is_served_before_a_backlog_of_bulk_work(aws: Queues) -> 
     assert jobs_app.lanes["user"] == MAIN and {jobs_app.lanes[f"bulk-{n}"] for n in range(30)} == {BULK}
 
 
-def test_a_reserved_share_of_threads_never_takes_bulk_work() -> None:
-    # GIVEN queues with a bulk lane, and without one
-    both = Queues(jobs_url="https://sqs/jobs", dlq_url="https://sqs/jobs-dlq", max_receives=5,
-                  bulk_url="https://sqs/bulk", bulk_dlq_url="https://sqs/bulk-dlq", bulk_max_receives=5)
-    only_jobs = Queues(jobs_url="https://sqs/jobs", dlq_url="https://sqs/jobs-dlq", max_receives=5)
-
-    def plans(queues: Queues, threads: int) -> list[list[tuple[str, int]]]:
-        worker = Worker(JobsApp().app, _QueueArns(), queues, threads=threads, wait_seconds=10)
-        return [[(queue.lane, wait) for queue, wait in polls] for polls in worker.poll_plans()]
-
-    # WHEN the worker plans its threads' receives
-    # THEN a quarter of the threads (at least one of two) wait on the jobs queue alone; the others ask the
-    # jobs queue first without waiting, then wait on the bulk queue; a lone thread asks both and waits on
-    # the jobs queue; without a bulk queue every thread waits on the jobs queue
-    both_lanes = [("main", 0), ("bulk", 10)]
-    assert plans(both, 8) == [[("main", 10)]] * 2 + [both_lanes] * 6
-    assert plans(both, 2) == [[("main", 10)], both_lanes]
-    assert plans(both, 1) == [[("main", 0), ("bulk", 0), ("main", 10)]]
-    assert plans(only_jobs, 3) == [[("main", 10)]] * 3
-
-
-class _QueueArns:
-    """Enough SQS for the worker's constructor, which only asks each queue's ARN."""
-
-    def get_queue_attributes(self, QueueUrl: str, AttributeNames: list[str]) -> dict[str, Any]:  # noqa: N803
-        return {"Attributes": {"QueueArn": f"arn:aws:sqs:us-east-1:000000000000:{QueueUrl.rsplit('/', 1)[-1]}"}}
-
-
 def test_what_a_bulk_job_writes_stays_in_the_bulk_lane(aws: Queues, api: Api) -> None:
     # GIVEN a job on the bulk queue that emits an event, and a consumer of every event
     Relay(lambda messages: None).drain()
@@ -374,3 +350,34 @@ def test_bulk_work_is_given_up_into_the_bulk_dlq_and_redriven_back_to_the_bulk_q
     assert moved == 2 and _depth(aws.dlq_url) == 0 and _depth(aws.lane(BULK).dlq_url) == 0
     assert [json.loads(m["Body"])["handler"] for m in _receive(aws, aws.lane(BULK).url)] == ["gone_bulk"]
     assert [json.loads(m["Body"])["handler"] for m in _receive(aws)] == ["gone_main"]
+
+
+def test_without_a_bulk_queue_bulk_work_shares_the_jobs_queue(aws: Queues, api: Api,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a deployment whose jobs queue has no bulk queue beside it
+    sqs = client("sqs")
+    dlq = sqs.create_queue(QueueName="crm-solo-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.create_queue(QueueName="crm-solo", Attributes={"RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "4"})})
+    monkeypatch.setenv("JOBS_QUEUE_NAME", "crm-solo")
+    reset_settings()
+    use_queues(None)
+    try:
+        # WHEN the queues are looked up, and a bulk job is relayed
+        resolved = queues()
+        Relay(lambda messages: None).drain()
+        with UnitOfWork(system_scope(api.workspace_id)) as uow:
+            enqueue(uow, "test_work", {"key": "bulk"}, lane=BULK)
+            uow.commit()
+        Relay(sqs_publisher(resolved)).drain()
+    finally:
+        monkeypatch.delenv("JOBS_QUEUE_NAME")
+        reset_settings()
+        use_queues(aws)
+
+    # THEN there is one lane's queue, and the bulk job waits on it
+    assert resolved.bulk_url is None and [q.name for q in resolved.lanes()] == ["crm-solo"]
+    assert resolved.lane(BULK) == resolved.main and resolved.max_receives == 4
+    (message,) = _receive(aws, resolved.jobs_url)
+    assert json.loads(message["Body"])["payload"] == {"key": "bulk"}
