@@ -28,7 +28,7 @@ from functions.pipelines.routes import bp as pipelines
 from functions.reports.routes import bp as reports
 from functions.system.routes import bp as system
 from functions.webhooks.routes import bp as webhooks
-from functions.webhooks.service import workspaces_with_webhooks
+from functions.webhooks.service import event_types_with_webhooks
 from functions.workspaces.routes import bp as workspaces
 from functions.workspaces.service import Resolver
 from functions.workspaces.teams import teammates
@@ -42,7 +42,7 @@ from layers.http.middleware import (
     IdempotencyMiddleware,
     RateLimitMiddleware,
 )
-from layers.queue.outbox import use_event_consumers
+from layers.queue.outbox import every_type_in, use_event_consumers
 from layers.records.custom import use_definitions_provider
 from layers.records.owners import use_teammates_provider
 from shared.settings import get_settings
@@ -61,8 +61,10 @@ app.register_middleware(ConditionalGetMiddleware(), "http")
 use_definitions_provider(definitions_for)
 use_teammates_provider(teammates)
 
-# Committed events go to these job handlers, for the workspaces with a webhook or a rule to act on them.
-use_event_consumers({"webhooks_fanout": workspaces_with_webhooks, "automations_evaluate": workspaces_with_rules})
+# Committed events go to these job handlers: to the fan-out, the event types an active webhook subscribes to;
+# to automations (which can say only which workspaces have a rule), every event of those workspaces.
+use_event_consumers({"webhooks_fanout": event_types_with_webhooks,
+                     "automations_evaluate": every_type_in(workspaces_with_rules)})
 
 
 def _with_jobs_and_schedules(capability: str, blueprint: object) -> object:

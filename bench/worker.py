@@ -18,6 +18,14 @@ Why steady state and not a backlog: moto's SQS scans every message on each call 
 send+receive+delete at depth 0, 87 ms at depth 1,000, 382 ms at depth 5,000), so a backlog measures
 moto, not the worker. With the queue kept short the per-call cost is ~3 ms, still moto's, which the
 moto CPU column shows.
+
+`--scenarios export_behind_import` measures the one backlog that matters to a user: a 1,000-row contacts
+import (uploaded to its presigned URL, committed) in a workspace whose webhook wants `contact.created`;
+the moment the import is completed (its 1,000 events are in the outbox and on their way to the fan-out),
+an export of the contacts is asked for. Reported: how long the export took from its POST to `completed`
+(and how long it waited to start), the queues' depths then, and how long the import's 1,000 deliveries
+took to arrive. `--at REV` runs the app of another commit (the bench itself stays this one), so a change
+is measured before and after with the same script.
 """
 from __future__ import annotations
 
@@ -66,13 +74,17 @@ def aws_clients(endpoint: str) -> tuple[Any, Any]:
     return boto3.client("sqs", **kwargs), boto3.client("s3", **kwargs)
 
 
-def create_queues(sqs: Any, s3: Any, name: str) -> str:
-    dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "60", "RedrivePolicy": json.dumps(
-        {"deadLetterTargetArn": arn, "maxReceiveCount": "5"})})["QueueUrl"]
+def create_queues(sqs: Any, s3: Any, name: str) -> list[str]:
+    """The jobs queue and the bulk queue (an app that predates the bulk lane ignores it), each with its DLQ."""
+    urls = []
+    for queue in (name, f"{name}-bulk"):
+        dlq = sqs.create_queue(QueueName=f"{queue}-dlq")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        urls.append(str(sqs.create_queue(QueueName=queue, Attributes={
+            "VisibilityTimeout": "60",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})})["QueueUrl"]))
     s3.create_bucket(Bucket="crm-local-files")
-    return str(url)
+    return urls
 
 
 def queue_depth(sqs: Any, url: str) -> int:
@@ -214,6 +226,75 @@ def run_rate(rate: float, seconds: float, client: Any, receiver: Receiver, secre
     }
 
 
+# ---- an export behind an import ------------------------------------------------------------------------
+def wait_for(what: str, check: Any, timeout: float, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    sys.exit(f"bench: {what} did not happen within {timeout:.0f} s")
+
+
+def export_behind_import(client: Any, receiver: Receiver, sqs: Any, queue_urls: list[str], rows: int) -> dict[str, Any]:
+    """Import `rows` contacts; the moment the import is completed, ask for an export and time it."""
+    import urllib.request
+
+    receiver.take()
+    status, body = client.request("POST", "/v1/imports", {"object_type": "contacts", "file_name": "bench.csv"})
+    if status != 201:
+        sys.exit(f"bench: could not create the import: {status} {body[:300]!r}")
+    made = json.loads(body)
+    csv_text = "email,first_name\n" + "".join(f"import{i}@bench.example,Imported{i}\n" for i in range(rows))
+    put = urllib.request.Request(made["upload_url"], data=csv_text.encode(), method="PUT",
+                                 headers={"Content-Type": "text/csv"})
+    urllib.request.urlopen(put, timeout=30).read()
+    status, body = client.request("POST", f"/v1/imports/{made['id']}/commit",
+                                  {"mapping": {"email": "email", "first_name": "first_name"}})
+    if status != 202:
+        sys.exit(f"bench: could not commit the import: {status} {body[:300]!r}")
+    committed_at = time.monotonic()
+
+    def import_finished() -> dict[str, Any] | None:
+        got = json.loads(client.request("GET", f"/v1/imports/{made['id']}")[1])
+        return got if got["status"] in ("completed", "failed") else None
+
+    imported = wait_for("the import", import_finished, 600)
+    import_seconds = time.monotonic() - committed_at
+    arrived: list[tuple[float, bytes, str]] = receiver.take()
+    undelivered = rows - len(arrived)  # the backlog ahead of the export: relayed or not, not yet delivered
+    depths = {url.rsplit("/", 1)[-1]: queue_depth(sqs, url) for url in queue_urls}
+    asked_at = time.monotonic()
+    status, body = client.request("POST", "/v1/exports", {"object_type": "contacts", "format": "csv"})
+    if status != 202:
+        sys.exit(f"bench: could not ask for the export: {status} {body[:300]!r}")
+    export_id = json.loads(body)["id"]
+
+    def export_finished() -> dict[str, Any] | None:
+        got = json.loads(client.request("GET", f"/v1/exports/{export_id}")[1])
+        return got if got["status"] in ("completed", "failed") else None
+
+    exported = wait_for("the export", export_finished, 900, interval=0.02)
+    export_seconds = time.monotonic() - asked_at
+    waited = (datetime.fromisoformat(exported["started_at"].replace("Z", "+00:00"))
+              - datetime.fromisoformat(exported["created_at"].replace("Z", "+00:00"))).total_seconds()
+
+    def all_delivered() -> bool:
+        arrived.extend(receiver.take())
+        return len(arrived) >= rows
+
+    wait_for("the import's deliveries", all_delivered, 1800, interval=0.2)
+    return {
+        "import_rows": rows, "import_status": imported["status"], "import_seconds": round(import_seconds, 1),
+        "deliveries_pending_when_export_asked": undelivered, "queue_depths_when_export_asked": depths,
+        "export_status": exported["status"],
+        "export_rows": exported["row_count"], "export_latency_s": round(export_seconds, 2),
+        "export_waited_to_start_s": round(waited, 2),
+        "deliveries": len(arrived), "deliveries_done_after_export_asked_s": round(time.monotonic() - asked_at, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default="mysql+pymysql://root@127.0.0.1:3306/crm_bench_worker")
@@ -222,9 +303,21 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[10, 25, 50, 100], help="events per second")
     parser.add_argument("--seconds", type=float, default=30, help="how long each rate is offered")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--scenarios", default="pipeline",
+                        help="comma-separated: pipeline (the steady rates), export_behind_import")
+    parser.add_argument("--import-rows", type=int, default=1000, help="rows of the export_behind_import import")
+    parser.add_argument("--at", help="measure the app of this git commit (the bench script stays this one)")
     args = parser.parse_args()
     args.port = args.port or api_bench.free_port()
+    scenarios = set(args.scenarios.split(","))
+    if not scenarios <= {"pipeline", "export_behind_import"}:
+        sys.exit(f"bench: unknown scenarios {sorted(scenarios - {'pipeline', 'export_behind_import'})}")
     RESULTS.mkdir(exist_ok=True)
+    if args.at:
+        import tempfile
+
+        api_bench.APP_DIR = Path(tempfile.mkdtemp(prefix="crm-bench-worker-")) / "src"
+        api_bench.log(f"measuring commit {api_bench.export_revision(args.at, api_bench.APP_DIR)[:12]} ({args.at})")
 
     api_bench.reset_database(args.database_url)
     api_bench.reset_redis(args.redis_url)
@@ -232,7 +325,8 @@ def main() -> None:
     moto = start_moto(moto_port, RESULTS / "moto.log")
     endpoint = f"http://127.0.0.1:{moto_port}"
     sqs, s3 = aws_clients(endpoint)
-    queue_url = create_queues(sqs, s3, "crm-jobs-bench")
+    queue_urls = create_queues(sqs, s3, "crm-jobs-bench")
+    queue_url = queue_urls[0]
     env = api_bench.server_env(args)
     env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
                 "AWS_DEFAULT_REGION": "us-east-1", "JOBS_QUEUE_NAME": "crm-jobs-bench", "WORKER_WAIT_SECONDS": "1",
@@ -243,7 +337,7 @@ def main() -> None:
                                               "--owner-email", "bench@example.com"], env))
     server = api_bench.start_server(args, env, RESULTS / "server-worker-bench.log", workers=1, threads=8)
     results: dict[str, Any] = {"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpus": os.cpu_count(),
-                               "worker_threads": args.threads, "rates": []}
+                               "worker_threads": args.threads, "app": args.at or "working tree", "rates": []}
     receiver = Receiver()
     worker = None
     try:
@@ -259,12 +353,17 @@ def main() -> None:
         pids = {"api": server.proc.pid, "worker": worker.pid, "moto": moto.pid}
         pids.update({f"api_worker_{i}": pid for i, pid in enumerate(server.worker_pids())})
         counter = [0]
-        for rate in args.rates:
+        for rate in args.rates if "pipeline" in scenarios else []:
             api_bench.log(f"{rate} events/s for {args.seconds} s")
             outcome = run_rate(rate, args.seconds, client, receiver, secret, sqs, queue_url, metrics_port, pids,
                                counter)
             results["rates"].append(outcome)
             api_bench.log(json.dumps(outcome))
+        if "export_behind_import" in scenarios:
+            api_bench.log(f"an export asked for right behind a {args.import_rows}-row import")
+            results["export_behind_import"] = export_behind_import(client, receiver, sqs, queue_urls,
+                                                                   args.import_rows)
+            api_bench.log(json.dumps(results["export_behind_import"]))
     finally:
         if worker is not None:
             stop(worker)

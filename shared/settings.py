@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     jobs_queue_url: str | None = Field(None, alias="JOBS_QUEUE_URL")  # None: look the queue up by name
     jobs_dlq_url: str | None = Field(None, alias="JOBS_DLQ_URL")
     jobs_queue_name: str = Field("crm-jobs", alias="JOBS_QUEUE_NAME")
+    # The bulk lane (imports and what they cause); None: looked up as `<JOBS_QUEUE_NAME>-bulk`, and bulk
+    # work shares the jobs queue when there is no such queue.
+    jobs_bulk_queue_url: str | None = Field(None, alias="JOBS_BULK_QUEUE_URL")
+    jobs_bulk_dlq_url: str | None = Field(None, alias="JOBS_BULK_DLQ_URL")
+    jobs_bulk_queue_name: str | None = Field(None, alias="JOBS_BULK_QUEUE_NAME")
     files_bucket: str = Field("crm-local-files", alias="FILES_BUCKET")
     worker_threads: int = Field(4, alias="WORKER_THREADS")
     worker_wait_seconds: int = Field(10, alias="WORKER_WAIT_SECONDS", ge=0, le=20)

@@ -19,7 +19,8 @@ os.environ.pop("REDIS_URL", None)
 os.environ["FIREBASE_PROJECT_ID"] = "crm-test"
 os.environ["ACCESS_LOG"] = "false"
 # AWS is moto (in process, or its threaded server): never a real account, whatever the shell has.
-for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "JOBS_QUEUE_URL", "JOBS_DLQ_URL"):
+for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "JOBS_QUEUE_URL", "JOBS_DLQ_URL",
+              "JOBS_BULK_QUEUE_URL", "JOBS_BULK_DLQ_URL", "JOBS_BULK_QUEUE_NAME"):
     os.environ.pop(_name, None)
 os.environ["AWS_ACCESS_KEY_ID"] = "testing"
 os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
@@ -87,7 +88,7 @@ def other_api() -> Api:
 
 @pytest.fixture
 def aws() -> Iterator[Queues]:
-    """moto in process: the jobs queue with its DLQ (redrive after 3 receives) and the files bucket."""
+    """moto in process: the jobs and bulk queues with their DLQs (redrive after 3 receives) and the files bucket."""
     from moto import mock_aws
 
     with mock_aws():

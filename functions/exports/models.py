@@ -14,7 +14,10 @@ from shared.ids import new_id
 
 class DataExport(TenantMixin, Base):
     __tablename__ = "exports"
-    __table_args__ = (Index("ix_exports_list", "workspace_id", "id"),)
+    __table_args__ = (
+        Index("ix_exports_list", "workspace_id", "id"),
+        Index("ix_exports_stalled", "status", "started_at"),  # the stalled-export sweep, across workspaces
+    )
 
     id: Mapped[str] = mapped_column(IdColumn(), primary_key=True, default=new_id)
     object_type: Mapped[str] = mapped_column(String(16), nullable=False)

@@ -4,11 +4,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from shared.errors import ValidationFailed
 
 CUSTOM_PREFIX = "custom_fields."
+# An export is one job that streams every page (100,000 contacts in well under a minute): one still
+# running after six hours has lost its job (its worker died on every try and the queue dead-lettered it).
+STALLED_AFTER = timedelta(hours=6)
 # A spreadsheet runs a cell that starts like a formula; such text is written with a leading quote.
 _FORMULA = re.compile(r"^[=+\-@\t\r]")
 _NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?([eE][+-]?\d+)?$")

@@ -2,7 +2,9 @@
 with the search's keyset pagination into a temporary file, uploads it, and marks the export completed.
 
 One job streams the whole export: memory stays at one page (200 records) whatever the size, and 100,000
-contacts take well under a minute (bench/import_100k.py measures an export too).
+contacts take well under a minute (bench/import_100k.py measures an export too). An export whose job the
+worker gave up on is marked failed with the reason (`give_up`); one whose job vanished otherwise is
+failed by the sweep.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import dataclasses
 import io
 import json
 import tempfile
+from datetime import datetime
 from typing import IO, Any
 
 from functions.exports import repository, rules
@@ -23,13 +26,14 @@ from layers.records import custom
 from layers.records.search import SearchRequest
 from layers.records.service import RecordService, service_for
 from layers.storage import files
-from shared.clock import utcnow
+from shared.clock import isoformat, utcnow
 from shared.context import Scope, system_scope
 from shared.cursors import id_page, id_position
 from shared.errors import AppError, NotFound
 from shared.settings import get_settings
 
 RUN_JOB = "exports_run"
+ACTIVE = ("queued", "running")
 PAGE_SIZE = 200
 CONTENT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 
@@ -93,6 +97,34 @@ def run_export(job: ExportRunJob) -> str:
     except AppError as error:  # e.g. a filter on a custom field deleted since: the export cannot be made
         return _close(job, status="failed", error=error.detail)
     return _close(job, status="completed", key=key, count=count)
+
+
+def give_up(job: ExportRunJob, reason: str) -> None:
+    """The worker gave up on the export's job: it failed, saying why (a finished export stays as it is)."""
+    with UnitOfWork(system_scope(job.workspace_id, source="worker")) as uow:
+        row = repository.get(uow, job.export_id, for_update=True)
+        if row is None or row.status not in ACTIVE:
+            return
+        row.status, row.error, row.finished_at = "failed", f"the export could not be made: its job {reason}", utcnow()
+        uow.commit()
+
+
+def fail_stalled(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Fail exports running for longer than an export can take (their job is gone); how many."""
+    now = now or utcnow()
+    started_before = now - rules.STALLED_AFTER
+    with UnitOfWork(unscoped=True) as uow:
+        workspaces = repository.workspaces_with_stalled(uow.session, started_before=started_before, limit=limit)
+    failed = 0
+    for workspace_id in workspaces:
+        with UnitOfWork(system_scope(workspace_id, source="worker")) as uow:
+            for row in repository.stalled(uow, started_before=started_before):
+                row.status, row.finished_at = "failed", now
+                row.error = (f"the export could not be made: its job has been running since "
+                             f"{isoformat(row.started_at)} and was given up")
+                failed += 1
+            uow.commit()
+    return failed
 
 
 def _write(spool: IO[bytes], scope: Scope, row: DataExport) -> int:

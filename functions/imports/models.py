@@ -17,7 +17,10 @@ class DataImport(TenantMixin, Base):
     re-delivered job resumes after it and never applies a row twice."""
 
     __tablename__ = "imports"
-    __table_args__ = (Index("ix_imports_list", "workspace_id", "id"),)
+    __table_args__ = (
+        Index("ix_imports_list", "workspace_id", "id"),
+        Index("ix_imports_stalled", "status", "updated_at"),  # the stalled-import sweep, across workspaces
+    )
 
     id: Mapped[str] = mapped_column(IdColumn(), primary_key=True, default=new_id)
     object_type: Mapped[str] = mapped_column(String(16), nullable=False)  # contacts|companies|deals

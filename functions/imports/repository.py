@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.orm import Session
 
 from functions.imports.models import DataImport, ImportReject
 from layers.db.uow import UnitOfWork
@@ -43,3 +45,23 @@ def rejects(uow: UnitOfWork, import_id: str, *, batch: int = 500) -> Iterator[Im
         if len(rows) < batch:
             return
         after = rows[-1].row_number
+
+
+def _stalled(running_before: datetime, queued_before: datetime) -> ColumnElement[bool]:
+    return or_(and_(DataImport.status == "running", DataImport.updated_at < running_before),
+               and_(DataImport.status == "queued", DataImport.updated_at < queued_before))
+
+
+def workspaces_with_stalled(session: Session, *, running_before: datetime, queued_before: datetime,
+                            limit: int) -> list[str]:
+    """Unscoped: workspaces holding imports that made no progress since those times."""
+    return list(dict.fromkeys(session.scalars(
+        select(DataImport.workspace_id).where(_stalled(running_before, queued_before))
+        .order_by(DataImport.updated_at).limit(limit))))
+
+
+def stalled(uow: UnitOfWork, *, running_before: datetime, queued_before: datetime) -> list[DataImport]:
+    """The workspace's stalled imports, row-locked (a chunk that commits meanwhile waits, then finds them failed)."""
+    return list(uow.session.scalars(
+        select(DataImport).where(_stalled(running_before, queued_before))
+        .order_by(DataImport.id).with_for_update()))

@@ -7,6 +7,7 @@ import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -21,6 +22,11 @@ PREVIEW_ROWS = 20
 CUSTOM_PREFIX = "custom_fields."
 ACTIVE = ("queued", "running")
 FINISHED = ("completed", "failed", "cancelled")
+# The stalled-import sweep: a running import commits a chunk every few seconds, so an hour without one
+# means its job is gone (its worker died on every try and the queue dead-lettered it); a queued one that
+# never started in a day likewise. The worker's own give-up (`on_dead_letter`) is the usual path.
+STALLED_RUNNING_AFTER = timedelta(hours=1)
+STALLED_QUEUED_AFTER = timedelta(days=1)
 
 # Header spellings people use, normalised (lower case, letters and digits only).
 ALIASES: dict[str, tuple[str, ...]] = {

@@ -5,6 +5,10 @@ Rows go through the record services' own batch machinery (`RecordService.batch_i
 row meets exactly the rules an API write does; each row has its own savepoint. A chunk's rows commit
 together with the import's checkpoint and the continuation job, so a re-delivered message finds the
 checkpoint moved on and does nothing: no row is applied twice (deals have no natural key).
+
+An import is bulk work: its jobs, and the events its rows emit, go by the bulk lane (layers/queue/lanes.py),
+so they never queue ahead of the jobs people wait for. An import whose job the worker gave up on is
+marked failed with the reason (`give_up`); one whose job vanished otherwise is failed by the sweep.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import json
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -34,10 +39,11 @@ from functions.imports.schemas import (
 from layers.db.uow import UnitOfWork
 from layers.http.requests import page_json, validate
 from layers.queue.jobs import enqueue
+from layers.queue.lanes import BULK, working_in
 from layers.records import custom
 from layers.records.service import BatchOperation, RecordService, service_for
 from layers.storage import files
-from shared.clock import utcnow
+from shared.clock import isoformat, utcnow
 from shared.context import Scope, system_scope
 from shared.cursors import id_page, id_position
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -136,7 +142,7 @@ def commit(scope: Scope, import_id: str, data: ImportCommit) -> ImportRead:
         row.mapping, row.options = dict(data.mapping), data.options.model_dump()
         row.status, row.queued_at, row.updated_at = "queued", now, now
         row.byte_offset = row.data_offset or 0
-        enqueue(uow, RUN_JOB, ImportRunJob(workspace_id=row.workspace_id, import_id=row.id, position=0))
+        enqueue(uow, RUN_JOB, ImportRunJob(workspace_id=row.workspace_id, import_id=row.id, position=0), lane=BULK)
         _commit_or_conflict(uow)
         return _read(row)
 
@@ -156,7 +162,8 @@ def cancel(scope: Scope, import_id: str) -> ImportRead:
 def run_chunk(job: ImportRunJob) -> str:
     """Import the next chunk of rows after the checkpoint; enqueue the continuation, or finish."""
     settings = get_settings()
-    with UnitOfWork(system_scope(job.workspace_id, source="worker")) as uow:
+    # However the chunk is run, the events its rows emit (and what consumers make of them) are bulk work.
+    with working_in(BULK), UnitOfWork(system_scope(job.workspace_id, source="worker")) as uow:
         row = repository.get(uow, job.import_id, for_update=True)
         if row is None or row.status not in rules.ACTIVE or row.rows_processed != job.position:
             return "nothing to do"  # gone, cancelled, or a re-delivery of a chunk already committed
@@ -167,12 +174,47 @@ def run_chunk(job: ImportRunJob) -> str:
                                deadline=time.monotonic() + settings.import_chunk_seconds)
         if outcome == "more":
             enqueue(uow, RUN_JOB, ImportRunJob(workspace_id=row.workspace_id, import_id=row.id,
-                                               position=row.rows_processed))
+                                               position=row.rows_processed), lane=BULK)
         else:
             _finish(uow, row, outcome)
         row.updated_at = utcnow()
         uow.commit()
         return outcome
+
+
+def give_up(job: ImportRunJob, reason: str) -> None:
+    """The worker gave up on this chunk's job: the import failed, saying why (rows committed stay).
+
+    A stale copy of an earlier chunk's job (the checkpoint moved past it) changes nothing."""
+    with UnitOfWork(system_scope(job.workspace_id, source="worker")) as uow:
+        row = repository.get(uow, job.import_id, for_update=True)
+        if row is None or row.status not in rules.ACTIVE or row.rows_processed != job.position:
+            return
+        _fail(row, f"the import stopped after {row.rows_processed} rows: its job {reason}")
+        uow.commit()
+
+
+def fail_stalled(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Fail imports whose job is gone (no chunk for an hour, or never started in a day); how many."""
+    now = now or utcnow()
+    running_before, queued_before = now - rules.STALLED_RUNNING_AFTER, now - rules.STALLED_QUEUED_AFTER
+    with UnitOfWork(unscoped=True) as uow:
+        workspaces = repository.workspaces_with_stalled(uow.session, running_before=running_before,
+                                                        queued_before=queued_before, limit=limit)
+    failed = 0
+    for workspace_id in workspaces:
+        with UnitOfWork(system_scope(workspace_id, source="worker")) as uow:
+            for row in repository.stalled(uow, running_before=running_before, queued_before=queued_before):
+                _fail(row, f"the import stopped after {row.rows_processed} rows: its job made no progress "
+                           f"since {isoformat(row.updated_at)} and was given up", at=now)
+                failed += 1
+            uow.commit()
+    return failed
+
+
+def _fail(row: DataImport, error: str, *, at: datetime | None = None) -> None:
+    at = at or utcnow()
+    row.status, row.error, row.finished_at, row.updated_at = "failed", error, at, at
 
 
 def _import_rows(uow: UnitOfWork, row: DataImport, *, chunk_rows: int, deadline: float) -> str:

@@ -60,6 +60,9 @@ class WebhookDelivery(TenantMixin, Base):
     first_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # While a job for this delivery is queued or running (its first attempt, a retry sent with an SQS delay,
+    # one the sweep enqueued), the retry sweep leaves it alone until then; None: the sweep sends it when due.
+    sweep_after: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from functions.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -84,11 +84,16 @@ def logged_event(session: Session, event_id: str) -> OutboxEvent | None:
 
 
 # ---- sweeps ------------------------------------------------------------------------------------------
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Pending, due, and not left to a job that is queued or running for it."""
+    return (WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now,
+            or_(WebhookDelivery.sweep_after.is_(None), WebhookDelivery.sweep_after <= now))
+
+
 def workspaces_with_due(session: Session, now: datetime, *, limit: int) -> list[str]:
     """Unscoped: workspaces holding deliveries due for another attempt."""
     rows = session.scalars(
-        select(WebhookDelivery.workspace_id)
-        .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+        select(WebhookDelivery.workspace_id).where(*_due(now))
         .order_by(WebhookDelivery.next_attempt_at).limit(limit))
     return list(dict.fromkeys(rows))
 
@@ -96,8 +101,7 @@ def workspaces_with_due(session: Session, now: datetime, *, limit: int) -> list[
 def claim_due(session: Session, now: datetime, *, limit: int) -> list[WebhookDelivery]:
     """Due deliveries of the scoped workspace, row-locked; SKIP LOCKED leaves another sweep's claim alone."""
     return list(session.scalars(
-        select(WebhookDelivery)
-        .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+        select(WebhookDelivery).where(*_due(now))
         .order_by(WebhookDelivery.next_attempt_at).limit(limit)
         .with_for_update(skip_locked=True)))
 
@@ -115,8 +119,11 @@ def purge_before(session: Session, cutoff: datetime, *, batch: int) -> int:
     return len(ids)
 
 
-def workspaces_with_active(session: Session, workspace_ids: set[str]) -> set[str]:
-    """Unscoped: which of these workspaces have an active webhook."""
-    return set(session.scalars(
-        select(WebhookSubscription.workspace_id).distinct()
-        .where(WebhookSubscription.workspace_id.in_(sorted(workspace_ids)), WebhookSubscription.active.is_(True))))
+def active_event_types(session: Session, workspace_ids: set[str]) -> dict[str, list[list[str]]]:
+    """Unscoped: per workspace (of these), the event type patterns of each of its active webhooks."""
+    found: dict[str, list[list[str]]] = {}
+    for workspace_id, patterns in session.execute(
+        select(WebhookSubscription.workspace_id, WebhookSubscription.event_types)
+        .where(WebhookSubscription.workspace_id.in_(sorted(workspace_ids)), WebhookSubscription.active.is_(True))):
+        found.setdefault(workspace_id, []).append(list(patterns))
+    return found

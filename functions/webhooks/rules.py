@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import base64
+import math
 import re
 import secrets as random_source
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from random import Random
 
 SECRET_PREFIX = "whsec_"
@@ -14,6 +15,7 @@ RETRY_CAP = timedelta(hours=1)
 GIVE_UP_AFTER = timedelta(hours=24)
 PREVIOUS_SECRET_GRACE = timedelta(hours=24)
 CLAIM_LEASE = timedelta(minutes=5)  # a claimed delivery is not sent again before its job had time to run
+QUEUED_RETRY_LIMIT = timedelta(seconds=900)  # SQS's longest delay: shorter backoffs ride a delayed job
 LOG_RETENTION = timedelta(days=30)
 MAX_SUBSCRIPTIONS = 100
 
@@ -45,6 +47,28 @@ def retry_delay(attempts: int, rng: Random) -> timedelta:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempts-1))]."""
     ceiling = min(RETRY_CAP, RETRY_BASE * (2 ** max(0, min(attempts - 1, 20))))
     return timedelta(seconds=rng.uniform(0, ceiling.total_seconds()))
+
+
+def queued_retry_seconds(delay: timedelta) -> int | None:
+    """The SQS delay (whole seconds, rounded up) that sends a retry after `delay`; None when it is longer
+    than SQS can hold a message back, and the retry sweep sends it instead."""
+    if delay > QUEUED_RETRY_LIMIT:
+        return None
+    return min(int(QUEUED_RETRY_LIMIT.total_seconds()), math.ceil(delay.total_seconds()))
+
+
+def occurred_since(occurred_at: str | None, created_at: datetime) -> bool:
+    """Whether an event (its ISO `occurred_at`) happened once the webhook existed: a new webhook gets no
+    event from before it was created, even one still on its way through the outbox or the queue."""
+    if not occurred_at:
+        return True
+    try:
+        occurred = datetime.fromisoformat(occurred_at)
+    except ValueError:
+        return True
+    if occurred.tzinfo is None:
+        occurred = occurred.replace(tzinfo=UTC)
+    return occurred >= created_at
 
 
 def gives_up(first_attempt_at: datetime, now: datetime) -> bool:

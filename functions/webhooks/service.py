@@ -2,8 +2,14 @@
 
 A delivery is created in the same transaction as the job that sends it (`enqueue`), so none is lost
 and none is sent for a rolled-back change. Each attempt is one POST outside any transaction; its
-result is written afterwards. Retries are ours, on a schedule (`retry_due`), never the queue's: the
-deliver job does not raise for a receiver's failure.
+result is written afterwards. Retries are ours, never the queue's (the deliver job does not raise for a
+receiver's failure): a backoff SQS can hold (≤ 15 min: the early retries) is a deliver job sent with
+that delay, written with the attempt's result; longer ones, and jobs that were lost, are sent by the
+retry sweep (`retry_due`, every minute), which leaves a delivery alone while a job for it is queued
+(`sweep_after`).
+
+A webhook gets only events that occurred once it existed: the fan-out skips older events still on
+their way through the outbox or the queue.
 
 A subscription's `filter` is evaluated when the event is fanned out, against the record's state at
 that moment (the search's own SQL), not against the record as it was when the event happened.
@@ -11,7 +17,8 @@ that moment (the search's own SQL), not against the record as it was when the ev
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from random import Random
 from typing import Any
 
@@ -197,12 +204,16 @@ def schedule_delivery(uow: UnitOfWork, *, subscription_id: str, event: dict[str,
 
 
 # ---- jobs ----------------------------------------------------------------------------------------------
-def workspaces_with_webhooks(workspace_ids: set[str]) -> set[str]:
-    """Of these workspaces, those with an active webhook: the relay sends only their events to the fan-out."""
-    if not workspace_ids:
+def event_types_with_webhooks(pending: Mapping[str, set[str]]) -> set[tuple[str, str]]:
+    """Of the pending (workspace, event type) pairs, those an active webhook subscribes to: the relay sends
+    only their events to the fan-out."""
+    if not pending:
         return set()
     with UnitOfWork(unscoped=True) as uow:
-        return repository.workspaces_with_active(uow.session, workspace_ids)
+        subscribed = repository.active_event_types(uow.session, set(pending))
+    return {(workspace_id, event_type) for workspace_id, patterns in subscribed.items()
+            for event_type in pending.get(workspace_id, ())
+            if any(rules.any_type_matches(p, event_type) for p in patterns)}
 
 
 def fan_out(event: EventJob) -> int:
@@ -210,7 +221,8 @@ def fan_out(event: EventJob) -> int:
     scope = system_scope(event.workspace_id, source="worker", causation=tuple(event.causation))
     with UnitOfWork(scope) as uow:
         candidates = [s for s in repository.active_subscriptions(uow.session)
-                      if rules.any_type_matches(s.event_types, event.type)]
+                      if rules.any_type_matches(s.event_types, event.type)
+                      and rules.occurred_since(event.occurred_at, s.created_at)]
         if not candidates or not first_time(uow, f"webhooks_fanout:{event.id}"):
             return 0
         done = repository.fanned_out(uow.session, [s.id for s in candidates], event.id)
@@ -250,7 +262,7 @@ def deliver(job: DeliverJob, *, now: datetime | None = None, rng: Random | None 
                                         subscription.previous_secret_expires_at, at)
         url, body = subscription.url, delivery_body(row.id, row.event)
         row.attempt_count += 1
-        row.next_attempt_at = at + rules.CLAIM_LEASE
+        row.sweep_after = at + rules.CLAIM_LEASE
         uow.commit()
     timestamp = int(at.timestamp())
     outcome = outbound.post(url, body, {
@@ -272,7 +284,7 @@ def retry_due(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> int:
         with UnitOfWork(system_scope(workspace_id, source="worker")) as uow:
             rows = repository.claim_due(uow.session, now, limit=limit)
             for row in rows:
-                row.next_attempt_at = now + rules.CLAIM_LEASE
+                row.sweep_after = now + rules.CLAIM_LEASE
                 enqueue(uow, DELIVER_JOB, DeliverJob(workspace_id=workspace_id, delivery_id=row.id,
                                                      attempt=row.attempt_count))
             uow.commit()
@@ -369,7 +381,7 @@ def _create_delivery(uow: UnitOfWork, subscription: WebhookSubscription, event: 
     row = WebhookDelivery(
         id=new_id(), subscription_id=subscription.id, fanout_key=fanout_key, event_id=str(event["id"]),
         event_type=str(event["type"]), event=event, trigger=trigger, status="pending", attempt_count=0,
-        created_at=now, next_attempt_at=now + rules.CLAIM_LEASE)  # the sweep is a safety net for a lost job
+        created_at=now, next_attempt_at=now, sweep_after=now + rules.CLAIM_LEASE)  # the sweep: for a lost job
     uow.session.add(row)
     enqueue(uow, DELIVER_JOB, DeliverJob(workspace_id=subscription.workspace_id, delivery_id=row.id, attempt=0))
     return row
@@ -398,12 +410,24 @@ def _record_attempt(scope: Scope, delivery_id: str, outcome: outbound.Outcome, a
                 if subscription is not None and subscription.status != "failing":
                     subscription.status, subscription.failing_since = "failing", at
             else:
-                row.next_attempt_at = at + rules.retry_delay(row.attempt_count, rng)
+                _plan_retry(uow, row, at, rules.retry_delay(row.attempt_count, rng))
         uow.commit()
         return row.status
 
 
+def _plan_retry(uow: UnitOfWork, row: WebhookDelivery, at: datetime, delay: timedelta) -> None:
+    """The next attempt after `delay`: a deliver job SQS holds back that long, or the sweep's when longer."""
+    row.next_attempt_at = at + delay
+    seconds = rules.queued_retry_seconds(delay)
+    if seconds is None:
+        row.sweep_after = None
+        return
+    enqueue(uow, DELIVER_JOB, DeliverJob(workspace_id=row.workspace_id, delivery_id=row.id, attempt=row.attempt_count),
+            delay_seconds=seconds)
+    row.sweep_after = row.next_attempt_at + rules.CLAIM_LEASE
+
+
 def _finish(row: WebhookDelivery, status: str, at: datetime, *, error: str | None = None) -> None:
-    row.status, row.completed_at, row.next_attempt_at = status, at, None
+    row.status, row.completed_at, row.next_attempt_at, row.sweep_after = status, at, None, None
     if error is not None:
         row.last_error = error[:500]

@@ -57,7 +57,8 @@ JOBS_DEAD_LETTERED = Counter(
 )
 JOB_DURATION = Histogram("crm_job_duration_seconds", "Time a handler took", ["handler"], buckets=JOB_BUCKETS)
 JOB_QUEUE_LAG = Histogram(
-    "crm_job_queue_lag_seconds", "From a message being sent to a worker receiving it", buckets=JOB_BUCKETS
+    "crm_job_queue_lag_seconds", "From a message being sent to a worker receiving it (per lane: main, bulk)",
+    ["lane"], buckets=JOB_BUCKETS,
 )
 JOBS_IN_FLIGHT = Gauge("crm_jobs_in_flight", "Messages a worker holds right now", multiprocess_mode="livesum")
 OUTBOX_PUBLISHED = Counter("crm_outbox_published_total", "Outbox rows the relay published")

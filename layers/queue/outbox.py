@@ -11,11 +11,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Index, String
+from sqlalchemy import BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from layers.db.base import Base, IdColumn, JSONType, TenantMixin, UTCDateTime
 from layers.db.uow import UnitOfWork
+from layers.queue.lanes import current_lane
 from layers.queue.wakeup import nudge_after_commit
 from shared.clock import isoformat, utcnow
 from shared.ids import new_id
@@ -41,6 +42,11 @@ class OutboxEvent(TenantMixin, Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     sequence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The queue the row leaves by (layers/queue/lanes.py): a bulk import's events and jobs stay out of the
+    # way of the jobs people wait for.
+    lane: Mapped[str] = mapped_column(String(8), nullable=False, default="main", server_default="main")
+    # A job sent with an SQS delay (webhook retries back off this way); None sends it at once.
+    delay_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class EventSequence(Base):
@@ -65,6 +71,7 @@ def emit(uow: UnitOfWork, *, event_type: str, object_type: str, record_id: str, 
         object_type=object_type,
         record_id=record_id,
         occurred_at=now,
+        lane=current_lane(),
         payload={
             "type": event_type,
             "occurred_at": isoformat(now),
@@ -102,10 +109,12 @@ def event_body(row: OutboxEvent) -> dict[str, Any]:
 
 # Which job handlers receive committed events (the composition root names them: webhooks fan-out,
 # automations). Layers may not import capabilities, so the list is handed in, each with an optional
-# interest: given workspace ids, the ones where the consumer has something to do (an active webhook, a
-# rule). The relay sends a workspace's events only to the consumers interested in it, so a workspace
-# without integrations costs no jobs.
-Interest = Callable[[set[str]], set[str]]
+# interest: given the pending events as {workspace id: {event types}}, the (workspace id, event type)
+# pairs the consumer has something to do with (an active webhook subscribed to that type, a rule). The
+# relay sends an event only to the consumers interested in its type in its workspace, so an import's
+# thousand `contact.created` cost no jobs in a workspace whose webhooks only want `deal.*`.
+PendingTypes = Mapping[str, set[str]]
+Interest = Callable[[PendingTypes], set[tuple[str, str]]]
 _event_consumers: dict[str, Interest | None] = {}
 
 
@@ -118,7 +127,19 @@ def event_consumers() -> tuple[str, ...]:
     return tuple(_event_consumers)
 
 
-def interested_consumers(workspace_ids: set[str]) -> dict[str, set[str]]:
-    """Consumer -> the workspaces (of these) whose events it should get."""
-    return {name: (set(workspace_ids) if interest is None else interest(set(workspace_ids)) & workspace_ids)
+def every_type_in(workspaces: Callable[[set[str]], set[str]]) -> Interest:
+    """An interest for a consumer that can only say which workspaces it serves: every type there."""
+
+    def interest(pending: PendingTypes) -> set[tuple[str, str]]:
+        wanted = workspaces(set(pending))
+        return {(workspace_id, event_type) for workspace_id in wanted & set(pending)
+                for event_type in pending[workspace_id]}
+
+    return interest
+
+
+def interested_consumers(pending: PendingTypes) -> dict[str, set[tuple[str, str]]]:
+    """Consumer -> the (workspace id, event type) pairs, of those pending, whose events it should get."""
+    every = {(workspace_id, event_type) for workspace_id, types in pending.items() for event_type in types}
+    return {name: every if interest is None else interest(pending) & every
             for name, interest in _event_consumers.items()}

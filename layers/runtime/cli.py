@@ -85,14 +85,15 @@ def worker(threads: int | None, relay: bool, run_scheduler: bool, metrics_port: 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     if relay:
-        outbox = Relay(sqs_publisher(resolved.jobs_url), batch_size=settings.relay_batch_size)
+        outbox = Relay(sqs_publisher(resolved), batch_size=settings.relay_batch_size)
         threading.Thread(target=outbox.run_forever, args=(stop,), name="outbox-relay", daemon=True,
                          kwargs={"idle_seconds": settings.relay_idle_seconds, "wakeup": Wakeup()}).start()
     local_scheduler = None
     if run_scheduler:
         local_scheduler = LocalScheduler(schedules(composition.app), lambda name: send_job(name))
         local_scheduler.start()
-    click.echo(f"worker on {resolved.jobs_url} ({consumer.threads} threads, relay {'on' if relay else 'off'}, "
+    click.echo(f"worker on {' then '.join(q.name for q in resolved.lanes())} ({consumer.threads} threads, "
+               f"relay {'on' if relay else 'off'}, "
                f"scheduler {'local' if local_scheduler else 'EventBridge'})", err=True)
     finished = consumer.run(stop_timeout=settings.worker_stop_timeout)
     if local_scheduler is not None:
@@ -102,13 +103,15 @@ def worker(threads: int | None, relay: bool, run_scheduler: bool, metrics_port: 
 
 @main.group()
 def dlq() -> None:
-    """Dead-lettered jobs: list them, send them back."""
+    """Dead-lettered jobs of the jobs and bulk queues: list them, send them back."""
 
 
 @dlq.command("list")
 @click.option("--limit", default=100, show_default=True, type=int)
 def dlq_list(limit: int) -> None:
-    """Print dead-lettered jobs as JSON lines: id, handler, reason, receive count, body."""
+    """Print dead-lettered jobs as JSON lines: id, queue, handler, reason, error, receive count, body.
+
+    Listing does not change them: the receive count is the one they had when dead-lettered."""
     _check_settings()
     from layers.queue.sqs import queues, sqs
     from layers.runtime.worker import dead_letters
@@ -121,7 +124,7 @@ def dlq_list(limit: int) -> None:
 @click.option("--id", "message_ids", multiple=True, help="Only these message ids (default: all)")
 @click.option("--limit", default=1000, show_default=True, type=int)
 def dlq_redrive(message_ids: tuple[str, ...], limit: int) -> None:
-    """Send dead-lettered jobs back to the jobs queue."""
+    """Send dead-lettered jobs back to the queue they came from (jobs or bulk)."""
     _check_settings()
     from layers.queue.sqs import queues, sqs
     from layers.runtime.worker import redrive

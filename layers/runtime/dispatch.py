@@ -2,7 +2,8 @@
 
 Job handlers (`on_sqs_message`) get an SQS event whose one record's body is the job's payload;
 schedule handlers (`schedule`) get a scheduled event. The worker, the inline queue of tests and
-local mode, and `crm invoke` all come through here.
+local mode, and `crm invoke` all come through here. The handler runs in its message's lane, so what it
+enqueues or emits stays in that lane (layers/queue/lanes.py).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from chalice.app import Chalice, ScheduledEventConfig, SQSEventConfig
 
 from layers.http.context import InvocationContext
 from layers.queue.jobs import PoisonMessage, parse_envelope
+from layers.queue.lanes import MAIN, Lane, working_in
 from shared.clock import utcnow
 
 HandlerKind = str  # "job" | "schedule"
@@ -45,6 +47,7 @@ class Message:
     receive_count: int = 1
     sent_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     attributes: dict[str, str] = field(default_factory=dict)
+    lane: Lane = MAIN
 
 
 def handler_name(body: str) -> str:
@@ -60,10 +63,13 @@ def dispatch(app: Chalice, message: Message, *, queue_arn: str = "arn:aws:sqs:us
         raise PoisonMessage(f"unknown handler {envelope.handler!r}")
     context = InvocationContext(aws_request_id=message.message_id, function_name=envelope.handler)
     if kind == "schedule":
-        return handler(scheduled_event(envelope.handler), context)
-    if envelope.payload is None:
+        event = scheduled_event(envelope.handler)
+    elif envelope.payload is None:
         raise PoisonMessage(f"job {envelope.handler!r} has no payload")
-    return handler(sqs_event(envelope.payload, message, queue_arn=queue_arn, job_id=envelope.job_id), context)
+    else:
+        event = sqs_event(envelope.payload, message, queue_arn=queue_arn, job_id=envelope.job_id)
+    with working_in(message.lane):
+        return handler(event, context)
 
 
 def sqs_event(

@@ -6,12 +6,22 @@ import io
 import json
 import urllib.parse
 import urllib.request
+from datetime import timedelta
 
 import boto3
 import pytest
+from sqlalchemy import update
 
+import app
+from functions.exports.models import DataExport
+from layers.aws.clients import client
+from layers.db.uow import UnitOfWork
+from layers.queue.relay import Relay, sqs_publisher
 from layers.queue.sqs import Queues
 from layers.runtime.inline import InlineQueue
+from layers.runtime.worker import Worker, dead_letters
+from shared.clock import utcnow
+from shared.context import system_scope
 from shared.settings import get_settings
 from tests.support.api import Api
 
@@ -131,3 +141,50 @@ def test_read_only_keys_may_read_exports_but_not_start_them(api: Api, aws: Queue
     reader = api.with_key(api.post("/v1/api-keys", {"name": "reader", "scopes": ["read"]}).json["key"])
     assert reader.post("/v1/exports", {"object_type": "contacts"}).status == 403
     assert reader.get("/v1/exports").status == 200
+
+
+# ---- given-up and stalled exports ------------------------------------------------------------------------------
+def test_an_export_whose_job_keeps_failing_is_given_up_and_failed_with_the_reason(
+    api: Api, aws: Queues, people: list[dict[str, object]]
+) -> None:
+    # GIVEN an export on the jobs queue, and a files bucket that is gone (every run fails to upload)
+    Relay(lambda messages: None).drain()
+    made = api.post("/v1/exports", {"object_type": "contacts"}).json
+    Relay(sqs_publisher(aws)).drain()
+    client("s3").delete_bucket(Bucket=get_settings().files_bucket)
+    worker = Worker(app.app, client("sqs"), aws, threads=1, wait_seconds=0, retry_base_seconds=0)
+
+    # WHEN the worker receives it until it gives up (the queue allows 3 receives)
+    outcomes: list[str] = []
+    for _ in range(5):
+        reply = client("sqs").receive_message(QueueUrl=aws.jobs_url, AttributeNames=["All"])
+        outcomes += [worker.process(m) for m in reply.get("Messages", [])]
+
+    # THEN the export is failed with why instead of staying `running`, and the job waits in the DLQ
+    assert outcomes == ["retry", "retry", "dead_letter"]
+    failed = api.get(f"/v1/exports/{made['id']}").json
+    assert failed["status"] == "failed" and failed["finished_at"] is not None and failed["download_url"] is None
+    assert failed["error"].startswith("the export could not be made: its job failed 3 times (last error: ")
+    (dead,) = dead_letters(client("sqs"), aws)
+    assert dead["handler"] == "exports_run" and dead["receive_count"] == 3 and dead["error"]
+
+
+def test_exports_running_for_hours_are_failed_by_the_sweep(api: Api, aws: Queues, jobs: InlineQueue) -> None:
+    # GIVEN two exports whose job vanished: one running for 7 hours, one for 1 hour
+    exports = [api.post("/v1/exports", {"object_type": "contacts"}).json for _ in range(2)]
+    jobs.relay.run_once()
+    jobs.pending.clear()
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        for export, hours in zip(exports, (7, 1), strict=True):
+            uow.session.execute(update(DataExport).where(DataExport.id == export["id"])
+                                .values(status="running", started_at=utcnow() - timedelta(hours=hours)))
+        uow.commit()
+
+    # WHEN the sweep's schedule runs
+    jobs.send(json.dumps({"handler": "exports_fail_stalled"}))
+    jobs.run()
+
+    # THEN only the one running longer than an export can take failed, saying why
+    old, recent = (api.get(f"/v1/exports/{e['id']}").json for e in exports)
+    assert old["status"] == "failed" and "has been running since" in old["error"]
+    assert recent["status"] == "running" and recent["error"] is None

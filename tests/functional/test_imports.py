@@ -3,19 +3,25 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import app
+from functions.imports.models import DataImport
 from layers.db.uow import UnitOfWork
+from layers.queue.jobs import gave_up
 from layers.queue.outbox import OutboxEvent
 from layers.queue.sqs import Queues
 from layers.runtime.dispatch import dispatch
 from layers.runtime.inline import InlineQueue
+from shared.clock import utcnow
+from shared.context import system_scope
 from shared.settings import reset_settings
 from tests.support.api import Api, Reply, call_app
 
@@ -381,3 +387,73 @@ def test_a_non_utf8_upload_is_422_and_a_bare_csv_body_is_415(api: Api, aws: Queu
     assert not_utf8.status == 422 and b"UTF-8" in not_utf8.raw
     assert bare.status == 415
     assert api.get("/v1/imports").json["data"] == []
+
+
+# ---- the bulk lane, given-up and stalled imports ---------------------------------------------------------------
+def test_an_import_and_what_its_rows_cause_go_by_the_bulk_lane(api: Api, aws: Queues, jobs: InlineQueue) -> None:
+    # GIVEN a webhook on new contacts (the receiver is gone: each delivery fails and retries, still bulk work)
+    hook = api.post("/v1/webhooks", {"url": "http://127.0.0.1:9/gone", "event_types": ["contact.created"]})
+    assert hook.status == 201, hook.raw
+
+    # WHEN contacts are imported
+    done = imported(api, "email\na@example.com\nb@example.com\n", {"email": "email"}, jobs)
+
+    # THEN the chunk, the fan-out of each row's event and each delivery ran in the bulk lane
+    assert done["status"] == "completed"
+    lanes = {(handler, lane) for handler, lane in jobs.ran_lanes}
+    assert lanes == {("imports_run", "bulk"), ("webhooks_fanout", "bulk"), ("webhooks_deliver", "bulk")}
+    with UnitOfWork(unscoped=True) as uow:
+        event_lanes = set(uow.session.scalars(select(OutboxEvent.lane).where(
+            OutboxEvent.workspace_id == api.workspace_id, OutboxEvent.event_type == "contact.created")))
+    assert event_lanes == {"bulk"}
+
+
+def _committed(api: Api, content: str, mapping: dict[str, Any]) -> str:
+    made = upload(api, content)
+    assert api.post(f"/v1/imports/{made.json['id']}/commit", {"mapping": mapping}).status == 202
+    return str(made.json["id"])
+
+
+def test_an_import_whose_job_is_given_up_fails_with_the_reason(api: Api, aws: Queues, jobs: InlineQueue) -> None:
+    # GIVEN a committed import, its first chunk's job on the queue
+    import_id = _committed(api, "email\na@example.com\n", {"email": "email"})
+    jobs.relay.run_once()
+    (job,) = [m for m in jobs.pending if '"imports_run"' in m.body]
+    stale = job.body.replace('"position":0', '"position":7')
+
+    # WHEN the worker gives up on a stale copy of another chunk's job, then on this one
+    gave_up(stale, "failed 5 times (last error: OperationalError)")
+    still_queued = api.get(f"/v1/imports/{import_id}").json["status"]
+    gave_up(job.body, "failed 5 times (last error: OperationalError)")
+
+    # THEN the stale copy changed nothing, and the import failed saying why
+    failed = api.get(f"/v1/imports/{import_id}").json
+    assert still_queued == "queued"
+    assert failed["status"] == "failed" and failed["finished_at"] is not None
+    assert failed["error"] == "the import stopped after 0 rows: its job failed 5 times (last error: OperationalError)"
+
+
+def test_imports_whose_job_is_gone_are_failed_by_the_sweep(api: Api, aws: Queues, jobs: InlineQueue) -> None:
+    # GIVEN four imports: running with no chunk for 2 hours, running with one 10 minutes ago, queued for 2 days,
+    # queued for 2 hours
+    ids = [_committed(api, "email\na@example.com\n", {"email": "email"}) for _ in range(4)]
+    jobs.relay.run_once()
+    jobs.pending.clear()  # their jobs are gone
+    now = utcnow()
+    ages = {ids[0]: ("running", timedelta(hours=2)), ids[1]: ("running", timedelta(minutes=10)),
+            ids[2]: ("queued", timedelta(days=2)), ids[3]: ("queued", timedelta(hours=2))}
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        for import_id, (status, age) in ages.items():
+            uow.session.execute(update(DataImport).where(DataImport.id == import_id)
+                                .values(status=status, updated_at=now - age))
+        uow.commit()
+
+    # WHEN the sweep's schedule runs
+    jobs.send(json.dumps({"handler": "imports_fail_stalled"}))
+    jobs.run()
+
+    # THEN the two whose job is surely gone failed, saying so; the others are left as they were
+    statuses = {i: api.get(f"/v1/imports/{i}").json for i in ids}
+    assert [statuses[i]["status"] for i in ids] == ["failed", "running", "failed", "queued"]
+    assert "made no progress since" in statuses[ids[0]]["error"]
+    assert statuses[ids[1]]["error"] is None

@@ -2,6 +2,7 @@
 between publishing and marking loses nothing and duplicates nothing a consumer acts on twice."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -12,13 +13,16 @@ from sqlalchemy import func, select
 from layers.aws.clients import client
 from layers.db.uow import UnitOfWork
 from layers.queue.jobs import enqueue
+from layers.queue.lanes import BULK
 from layers.queue.outbox import OutboxEvent
-from layers.queue.relay import Relay, sqs_publisher
+from layers.queue.relay import Outgoing, Relay, sqs_publisher
 from layers.queue.sqs import Queues
 from layers.runtime.worker import Worker
+from shared.clock import isoformat, utcnow
 from shared.context import system_scope
+from shared.ids import new_id
 from tests.support.api import Api
-from tests.support.jobs_app import JobsApp
+from tests.support.jobs_app import JobsApp, every_event_to
 
 
 class RelayKilled(Exception):
@@ -52,7 +56,7 @@ def test_committed_rows_are_published_once_and_marked(aws: Queues, api: Api) -> 
     Relay(lambda bodies: None).drain()
     api.post("/v1/contacts", {"first_name": "A", "email": "a@example.com"})
     api.post("/v1/contacts", {"first_name": "B", "email": "b@example.com"})
-    relay = Relay(sqs_publisher(aws.jobs_url), consumers=lambda ws: {"test_consume_event": ws})
+    relay = Relay(sqs_publisher(aws), consumers=every_event_to("test_consume_event"))
 
     # WHEN the relay runs twice
     first, second = relay.run_once(), relay.run_once()
@@ -70,18 +74,18 @@ def test_a_relay_killed_after_publishing_loses_nothing_and_consumers_act_once(aw
     # GIVEN a committed event, and a relay that dies right after SQS accepted its messages
     Relay(lambda bodies: None).drain()
     api.post("/v1/contacts", {"first_name": "A", "email": "a@example.com"})
-    publish = sqs_publisher(aws.jobs_url)
+    publish = sqs_publisher(aws)
 
-    def publish_then_die(bodies: Sequence[str]) -> None:
-        publish(bodies)
+    def publish_then_die(messages: Sequence[Outgoing]) -> None:
+        publish(messages)
         raise RelayKilled
 
     with pytest.raises(RelayKilled):
-        Relay(publish_then_die, consumers=lambda ws: {"test_consume_event": ws}).run_once()
+        Relay(publish_then_die, consumers=every_event_to("test_consume_event")).run_once()
     still_pending = _unpublished(api.workspace_id)
 
     # WHEN a healthy relay runs next, and the worker processes everything on the queue
-    Relay(publish, consumers=lambda ws: {"test_consume_event": ws}).run_once()
+    Relay(publish, consumers=every_event_to("test_consume_event")).run_once()
     pending_after = _unpublished(api.workspace_id)
     messages = _drain_queue(aws)
     worker = Worker(JobsApp().app, client("sqs"), aws, threads=1, wait_seconds=0)
@@ -100,7 +104,7 @@ def test_nothing_is_marked_when_sqs_refuses(aws: Queues, api: Api) -> None:
     with UnitOfWork(system_scope(api.workspace_id)) as uow:
         enqueue(uow, "test_work", {"key": "x"})
         uow.commit()
-    broken = Relay(sqs_publisher(aws.jobs_url + "-missing"))
+    broken = Relay(sqs_publisher(dataclasses.replace(aws, jobs_url=aws.jobs_url + "-missing")))
 
     # WHEN the relay tries to publish
     with pytest.raises(Exception):  # noqa: B017 - whatever botocore raises, the point is what is left
@@ -108,7 +112,7 @@ def test_nothing_is_marked_when_sqs_refuses(aws: Queues, api: Api) -> None:
 
     # THEN the job is still pending for the next pass
     assert _unpublished(api.workspace_id) == 1
-    Relay(sqs_publisher(aws.jobs_url)).run_once()
+    Relay(sqs_publisher(aws)).run_once()
     assert [json.loads(m["Body"])["handler"] for m in _drain_queue(aws)] == ["test_work"]
 
 
@@ -120,7 +124,7 @@ def test_a_job_of_a_rolled_back_unit_of_work_is_never_sent(aws: Queues, api: Api
         raise RuntimeError("the request failed after enqueueing")
 
     # WHEN the relay runs
-    sent = Relay(sqs_publisher(aws.jobs_url)).run_once()
+    sent = Relay(sqs_publisher(aws)).run_once()
 
     # THEN nothing was published
     assert sent == 0 and _drain_queue(aws) == []
@@ -129,7 +133,7 @@ def test_a_job_of_a_rolled_back_unit_of_work_is_never_sent(aws: Queues, api: Api
 def test_events_go_only_to_consumers_with_something_to_do_in_the_workspace(api: Api, receiver_url: str) -> None:
     # GIVEN a workspace with neither webhooks nor rules
     Relay(lambda bodies: None).drain()
-    published: list[str] = []
+    published: list[Outgoing] = []
     relay = Relay(published.extend)
     api.post("/v1/contacts", {"first_name": "A", "email": "a@example.com"})
 
@@ -143,9 +147,103 @@ def test_events_go_only_to_consumers_with_something_to_do_in_the_workspace(api: 
 
     # THEN the first event cost no job (it is still numbered for the event log), the second one job: the fan-out
     assert without == []
-    handlers = [json.loads(body)["handler"] for body in published]
+    handlers = [json.loads(message.body)["handler"] for message in published]
     assert handlers == ["webhooks_fanout"]
     assert [e["type"] for e in api.get("/v1/events?types=contact.*").json["data"]] == ["contact.created"] * 2
+
+
+def test_events_go_only_to_consumers_subscribed_to_their_type(api: Api, receiver_url: str) -> None:
+    # GIVEN a workspace whose only webhook wants deal events
+    Relay(lambda messages: None).drain()
+    published: list[Outgoing] = []
+    relay = Relay(published.extend)
+    api.post("/v1/webhooks", {"url": receiver_url, "event_types": ["deal.*"]})
+
+    # WHEN a contact and then a deal are created and their events relayed
+    api.post("/v1/contacts", {"first_name": "A", "email": "a@example.com"})
+    relay.run_once()
+    after_contact = [json.loads(m.body)["handler"] for m in published]
+    published.clear()
+    api.post("/v1/deals", {"name": "Renewal"})
+    relay.run_once()
+
+    # THEN the contact's event cost no fan-out job (it is still in the event log); the deal's did
+    assert after_contact == []
+    fanned = [(json.loads(m.body)["handler"], json.loads(m.body)["payload"]["type"]) for m in published]
+    assert fanned == [("webhooks_fanout", "deal.created"), ("webhooks_fanout", "deal.stage_changed")]
+    assert [e["type"] for e in api.get("/v1/events?types=contact.*").json["data"]] == ["contact.created"]
+
+
+def test_a_delayed_job_is_published_with_its_delay_and_a_bulk_job_to_the_bulk_queue(aws: Queues, api: Api) -> None:
+    # GIVEN a job enqueued with the longest delay, and one in the bulk lane
+    Relay(lambda messages: None).drain()
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        enqueue(uow, "test_work", {"key": "later"}, delay_seconds=900)
+        enqueue(uow, "test_work", {"key": "bulk"}, lane=BULK)
+        uow.commit()
+
+    # WHEN the relay publishes them
+    sent = Relay(sqs_publisher(aws)).run_once()
+
+    # THEN SQS holds the first back (nothing to receive yet) and the second waits on the bulk queue
+    attributes = client("sqs").get_queue_attributes(QueueUrl=aws.jobs_url, AttributeNames=["All"])["Attributes"]
+    assert sent == 2 and attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+    assert _drain_queue(aws) == []
+    bulk = client("sqs").receive_message(QueueUrl=aws.lane(BULK).url, MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"])["payload"]["key"] for m in bulk] == ["bulk"]
+
+
+def test_a_backlog_of_bulk_events_does_not_hold_back_a_job_or_another_workspace(api: Api, other_api: Api) -> None:
+    # GIVEN a workspace with 12 bulk events waiting (an import's) and then a job of the main lane (an export),
+    # another workspace with one event, and a relay publishing 4 rows a pass
+    Relay(lambda messages: None).drain()
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        for n in range(12):
+            uow.session.add(_event(api.workspace_id, f"bulk-{n}", lane=BULK))
+        uow.commit()
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        enqueue(uow, "exports_run", {"key": "user"})
+        uow.commit()
+    with UnitOfWork(system_scope(other_api.workspace_id)) as uow:
+        uow.session.add(_event(other_api.workspace_id, "other"))
+        uow.commit()
+    published: list[Outgoing] = []
+    relay = Relay(published.extend, batch_size=4, consumers=every_event_to("test_consume_event"))
+
+    # WHEN the relay makes one pass
+    relay.run_once()
+
+    # THEN the job went first, the other workspace's event went too, and the backlog's first events in order
+    bodies = [json.loads(m.body) for m in published]
+    assert bodies[0]["handler"] == "exports_run"
+    records = [b["payload"]["record_id"] for b in bodies[1:]]
+    assert "other" in records
+    backlog = [r for r in records if r.startswith("bulk-")]
+    assert backlog == [f"bulk-{n}" for n in range(len(backlog))] and 0 < len(backlog) < 12
+    assert relay.drain() > 0
+    logged = _events_of(api)
+    assert [e["record_id"] for e in logged] == [f"bulk-{n}" for n in range(12)]
+    assert [e["sequence"] for e in logged] == list(range(logged[0]["sequence"], logged[0]["sequence"] + 12))
+
+
+def _event(workspace_id: str, record_id: str, *, lane: str = "main") -> OutboxEvent:
+    now = utcnow()
+    return OutboxEvent(id=new_id(), kind="event", workspace_id=workspace_id, event_type="test.happened",
+                       object_type="tests", record_id=record_id, occurred_at=now, lane=lane,
+                       payload={"type": "test.happened", "occurred_at": isoformat(now), "data": {}})
+
+
+def _events_of(api: Api) -> list[dict[str, Any]]:
+    return list(api.get("/v1/events?types=test.*&limit=100").json["data"])
+
+
+def test_a_delay_longer_than_sqs_allows_is_refused_when_enqueued(api: Api) -> None:
+    # GIVEN a unit of work
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        # WHEN a job asks for more than SQS's 15 minutes
+        # THEN it is refused before anything is written
+        with pytest.raises(ValueError, match="delay_seconds"):
+            enqueue(uow, "test_work", {"key": "x"}, delay_seconds=901)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Webhooks over HTTP and through the jobs: a real receiver on 127.0.0.1 checks every signature.
 
-Time is driven without sleeping: a test moves a delivery's `next_attempt_at` (or its first attempt) into
-the past in the database, then runs the retry sweep's schedule handler through the inline queue.
+Time is driven without sleeping: early retries are deliver jobs sent with an SQS delay, which the inline
+queue holds until `jobs.run_delayed()`; for the sweep's retries, a test moves a delivery's `next_attempt_at`
+(or its first attempt) into the past in the database, then runs the retry sweep's schedule handler.
 """
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from random import Random
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
-from functions.webhooks import service
+from functions.webhooks import rules, service
 from functions.webhooks.models import WebhookDelivery, WebhookSubscription
+from functions.webhooks.schemas import DeliverJob
 from functions.webhooks.signing import verify
 from layers.db.uow import UnitOfWork
 from layers.runtime.inline import InlineQueue
@@ -119,11 +122,12 @@ def assert_problem(reply: Reply, status: int) -> dict[str, Any]:
 
 
 def make_due(workspace_id: str, delivery_id: str, *, first_attempt_hours_ago: float | None = None) -> None:
-    """Move a delivery's next attempt (and optionally its first attempt) into the past."""
+    """Move a delivery's next attempt (and optionally its first attempt) into the past, as if its backoff
+    were one for the sweep (or its delayed job were lost)."""
     with UnitOfWork(system_scope(workspace_id)) as uow:
         row = uow.session.get(WebhookDelivery, delivery_id)
         assert row is not None
-        row.next_attempt_at = utcnow() - timedelta(seconds=1)
+        row.next_attempt_at, row.sweep_after = utcnow() - timedelta(seconds=1), None
         if first_attempt_hours_ago is not None:
             row.first_attempt_at = utcnow() - timedelta(hours=first_attempt_hours_ago)
         uow.commit()
@@ -256,13 +260,12 @@ def test_failures_are_retried_with_the_same_id_until_success(api: Api, jobs: Inl
     receiver.script = [500, 503]
     hook = subscribe(api, receiver.url, ["contact.*"])
 
-    # WHEN an event is sent, and the sweep runs each time the next attempt is due
+    # WHEN an event is sent, and each retry's delay passes
     api.post("/v1/contacts", {"first_name": "Ada"})
     jobs.run()
     (first,) = deliveries(api, hook["id"])
     for _ in range(2):
-        make_due(api.workspace_id, first["id"])
-        sweep(jobs)
+        jobs.run_delayed()
 
     # THEN three attempts were made with one Webhook-Id, the last succeeded
     assert len(receiver.requests) == 3
@@ -275,6 +278,108 @@ def test_failures_are_retried_with_the_same_id_until_success(api: Api, jobs: Inl
     assert [a["status_code"] for a in detail["attempts"]] == [500, 503, 200]
     assert len(detail["attempts"][0]["response_excerpt"]) <= 1024
     assert detail["attempts"][0]["error"]
+
+
+def _deliver_jobs(jobs: InlineQueue) -> list[tuple[int, dict[str, Any]]]:
+    """The delayed deliver jobs the inline queue holds: (delay in seconds, payload)."""
+    return [(d.delay_seconds, json.loads(d.message.body)["payload"]) for d in jobs.delayed
+            if json.loads(d.message.body)["handler"] == "webhooks_deliver"]
+
+
+def test_the_first_retry_is_a_job_delayed_by_seconds_which_the_sweep_leaves_alone(
+        api: Api, jobs: InlineQueue, receiver: Receiver) -> None:
+    # GIVEN a receiver that fails once
+    receiver.script = [500]
+    hook = subscribe(api, receiver.url, ["contact.created"])
+
+    # WHEN an event is delivered
+    api.post("/v1/contacts", {"first_name": "Ada"})
+    jobs.run()
+
+    # THEN the retry is a deliver job SQS holds back for at most 30 s, planned for then
+    (row,) = deliveries(api, hook["id"])
+    ((delay, payload),) = _deliver_jobs(jobs)
+    assert 0 <= delay <= 30 and payload == {"workspace_id": api.workspace_id, "delivery_id": row["id"], "attempt": 1}
+    assert row["next_attempt_at"] is not None
+
+    # AND WHEN the sweep runs with the retry due, while that job is still queued
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        uow.session.get(WebhookDelivery, row["id"]).next_attempt_at = utcnow() - timedelta(seconds=1)  # type: ignore[union-attr]
+        uow.commit()
+    claimed = service.retry_due()
+
+    # THEN it leaves the delivery to the job, which makes the second attempt once its delay passed
+    assert claimed == 0 and len(receiver.requests) == 1
+    jobs.run_delayed()
+    assert len(receiver.requests) == 2
+    assert deliveries(api, hook["id"])[0]["status"] == "succeeded"
+
+
+def test_the_sweep_takes_over_a_retry_whose_delayed_job_was_lost(api: Api, jobs: InlineQueue,
+                                                                 receiver: Receiver) -> None:
+    # GIVEN a failed first attempt whose delayed retry job is lost
+    receiver.script = [500]
+    hook = subscribe(api, receiver.url, ["contact.created"])
+    api.post("/v1/contacts", {"first_name": "Ada"})
+    jobs.run()
+    jobs.delayed.clear()
+
+    # WHEN the sweep runs after the job's lease is over
+    later = utcnow() + rules.QUEUED_RETRY_LIMIT + rules.CLAIM_LEASE + timedelta(seconds=1)
+    claimed = service.retry_due(now=later)
+    jobs.run()
+
+    # THEN the sweep sent the retry
+    assert claimed == 1 and len(receiver.requests) == 2
+    assert deliveries(api, hook["id"])[0]["status"] == "succeeded"
+
+
+def test_a_long_backoff_is_left_to_the_sweep(api: Api, jobs: InlineQueue, receiver: Receiver) -> None:
+    # GIVEN a delivery that has failed many times, so its next backoff is longer than SQS can delay a job
+    receiver.default = 500
+    hook = subscribe(api, receiver.url, ["contact.created"])
+    api.post("/v1/contacts", {"first_name": "Ada"})
+    jobs.run()
+    jobs.delayed.clear()
+    (row,) = deliveries(api, hook["id"])
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        uow.session.get(WebhookDelivery, row["id"]).attempt_count = 10  # type: ignore[union-attr]
+        uow.commit()
+
+    # WHEN the next attempt fails with the longest backoff drawn
+    outcome = service.deliver(DeliverJob(workspace_id=api.workspace_id, delivery_id=row["id"], attempt=10),
+                              rng=_Longest())
+    jobs.run()
+
+    # THEN no delayed job was sent: the sweep will send it when it is due
+    assert outcome == "pending" and _deliver_jobs(jobs) == []
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        stored = uow.session.get(WebhookDelivery, row["id"])
+        assert stored is not None and stored.sweep_after is None
+        assert stored.next_attempt_at is not None and stored.next_attempt_at > utcnow() + timedelta(minutes=30)
+
+
+class _Longest(Random):
+    """Draws the top of every range: the longest backoff."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+def test_a_new_webhook_gets_no_event_from_before_it_existed(api: Api, jobs: InlineQueue,
+                                                            receiver: Receiver) -> None:
+    # GIVEN a contact created (its event not yet relayed), then a webhook on contact events
+    api.post("/v1/contacts", {"first_name": "Before"})
+    hook = subscribe(api, receiver.url, ["contact.created"])
+
+    # WHEN that event reaches the fan-out, and then another contact is created
+    jobs.run()
+    api.post("/v1/contacts", {"first_name": "After"})
+    jobs.run()
+
+    # THEN only the later event was delivered
+    assert [r.json["event"]["data"]["object"]["first_name"] for r in receiver.requests] == ["After"]
+    assert len(deliveries(api, hook["id"])) == 1
 
 
 def test_a_delivery_not_due_is_not_swept(api: Api, jobs: InlineQueue, receiver: Receiver) -> None:

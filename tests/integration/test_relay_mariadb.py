@@ -13,9 +13,10 @@ from functions.events.schemas import EventsQuery
 from functions.events.service import list_events
 from layers.db.uow import UnitOfWork
 from layers.queue.outbox import OutboxEvent, emit
-from layers.queue.relay import Relay
+from layers.queue.relay import Outgoing, Relay
 from shared.context import system_scope
 from shared.ids import new_id
+from tests.support.jobs_app import every_event_to
 
 
 def _emit(workspace_id: str, count: int = 1) -> None:
@@ -33,18 +34,18 @@ def _sequences(workspace_id: str) -> list[int | None]:
 
 def test_a_second_relay_skips_the_workspace_the_first_one_holds() -> None:
     # GIVEN events in two workspaces, and relay A stuck while publishing workspace X's events
-    Relay(lambda bodies: None).drain()
+    Relay(lambda messages: None).drain()
     x, y = new_id(), new_id()
     _emit(x, 3)
     inside, release = threading.Event(), threading.Event()
     published_by_a: list[str] = []
 
-    def slow_publish(bodies: Sequence[str]) -> None:
-        published_by_a.extend(bodies)
+    def slow_publish(messages: Sequence[Outgoing]) -> None:
+        published_by_a.extend(m.body for m in messages)
         inside.set()
         assert release.wait(20)
 
-    relay_a = Relay(slow_publish, consumers=lambda ws: {"consumer": ws})
+    relay_a = Relay(slow_publish, consumers=every_event_to("consumer"))
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(relay_a.run_once)
         assert inside.wait(10)
@@ -52,7 +53,8 @@ def test_a_second_relay_skips_the_workspace_the_first_one_holds() -> None:
 
         # WHEN relay B runs while A holds X
         published_by_b: list[str] = []
-        sent_by_b = Relay(published_by_b.extend, consumers=lambda ws: {"consumer": ws}).run_once()
+        sent_by_b = Relay(lambda messages: published_by_b.extend(m.body for m in messages),
+                          consumers=every_event_to("consumer")).run_once()
         release.set()
         sent_by_a = running.result(20)
 
@@ -65,17 +67,17 @@ def test_a_second_relay_skips_the_workspace_the_first_one_holds() -> None:
 
 def test_concurrent_writers_and_relays_publish_each_event_once_in_one_gapless_order() -> None:
     # GIVEN three workspaces written to from many threads while three relays run
-    Relay(lambda bodies: None).drain()
+    Relay(lambda messages: None).drain()
     workspaces = [new_id() for _ in range(3)]
     published: list[str] = []
     lock = threading.Lock()
 
-    def publish(bodies: Sequence[str]) -> None:
+    def publish(messages: Sequence[Outgoing]) -> None:
         with lock:
-            published.extend(bodies)
+            published.extend(m.body for m in messages)
 
     stop = threading.Event()
-    relays = [threading.Thread(target=Relay(publish, batch_size=7, consumers=lambda ws: {"c": ws}).run_forever,
+    relays = [threading.Thread(target=Relay(publish, batch_size=7, consumers=every_event_to("c")).run_forever,
                                args=(stop,), kwargs={"idle_seconds": 0.01}) for _ in range(3)]
     for relay in relays:
         relay.start()
@@ -86,7 +88,7 @@ def test_concurrent_writers_and_relays_publish_each_event_once_in_one_gapless_or
     stop.set()
     for relay in relays:
         relay.join(10)
-    Relay(publish, consumers=lambda ws: {"c": ws}).drain()  # what the three had not reached yet
+    Relay(publish, consumers=every_event_to("c")).drain()  # what the three had not reached yet
 
     # THEN every event was published exactly once, and each workspace's sequences are 1..n
     ids = Counter(body.split('"id":"', 1)[1][:26] for body in published)
@@ -98,14 +100,14 @@ def test_concurrent_writers_and_relays_publish_each_event_once_in_one_gapless_or
 
 def test_a_transaction_that_commits_late_is_not_skipped_by_a_reader() -> None:
     # GIVEN a workspace, and a transaction that takes its event id first but commits last
-    Relay(lambda bodies: None).drain()
+    Relay(lambda messages: None).drain()
     workspace_id = new_id()
     late = UnitOfWork(system_scope(workspace_id))
     late.__enter__()
     emit(late, event_type="test.late", object_type="tests", record_id=new_id(), data={})
     late.session.flush()
     _emit(workspace_id)  # commits first, with a later id
-    relay = Relay(lambda bodies: None)
+    relay = Relay(lambda messages: None)
     relay.run_once()
     scope = system_scope(workspace_id)
     import json

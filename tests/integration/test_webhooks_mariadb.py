@@ -73,7 +73,7 @@ def test_the_fanout_key_is_unique_but_redeliveries_repeat(api: Api, jobs: Inline
 
 
 def test_concurrent_sweeps_claim_each_due_delivery_once(api: Api, jobs: InlineQueue, receiver: Receiver) -> None:
-    # GIVEN six deliveries whose retries are due
+    # GIVEN six deliveries whose retries are due for the sweep (no delayed job holds them)
     receiver.default = 500
     hook = api.post("/v1/webhooks", {"url": receiver.url, "event_types": ["webhook.test"]}).json
     for _ in range(6):
@@ -81,7 +81,7 @@ def test_concurrent_sweeps_claim_each_due_delivery_once(api: Api, jobs: InlineQu
     jobs.run()
     with UnitOfWork(system_scope(api.workspace_id)) as uow:
         uow.session.execute(update(WebhookDelivery).where(WebhookDelivery.subscription_id == hook["id"])
-                            .values(next_attempt_at=utcnow() - timedelta(seconds=5)))
+                            .values(next_attempt_at=utcnow() - timedelta(seconds=5), sweep_after=None))
         uow.commit()
 
     # WHEN four sweeps run at once
@@ -97,7 +97,7 @@ def test_concurrent_sweeps_claim_each_due_delivery_once(api: Api, jobs: InlineQu
     # THEN each delivery was claimed by exactly one of them
     assert sum(claimed) == 6
     with UnitOfWork(system_scope(api.workspace_id)) as uow:
-        leases = list(uow.session.scalars(select(WebhookDelivery.next_attempt_at)
+        leases = list(uow.session.scalars(select(WebhookDelivery.sweep_after)
                                           .where(WebhookDelivery.subscription_id == hook["id"])))
     assert all(lease is not None and lease > utcnow() for lease in leases)
 

@@ -5,6 +5,7 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from chalice.app import CloudWatchEvent, SQSEvent
@@ -12,9 +13,16 @@ from pydantic import BaseModel
 
 from layers.db.uow import UnitOfWork
 from layers.http.chalice_app import CrmChalice
-from layers.queue.jobs import first_time, job_payloads
+from layers.queue.jobs import first_time, job_payloads, on_dead_letter
+from layers.queue.lanes import current_lane
 from layers.queue.outbox import emit
+from layers.queue.relay import Consumers
 from shared.context import system_scope
+
+
+def every_event_to(consumer: str) -> Consumers:
+    """Consumers for a relay under test: every pending event goes to `consumer`."""
+    return lambda pending: {consumer: {(w, t) for w, types in pending.items() for t in types}}
 
 
 class Work(BaseModel):
@@ -25,15 +33,25 @@ class Work(BaseModel):
 
 
 class JobsApp:
-    """Handlers record what they did; `fail_times` makes a key fail that many runs before succeeding."""
+    """Handlers record what they did; `fail_times` makes a key fail that many runs before succeeding.
+
+    `finished` is the order keys finished in, `lanes` the lane each ran in, `given_up` what the worker
+    gave up on (handler's `@on_dead_letter`), and `after[key]` runs once that key finished."""
 
     def __init__(self) -> None:
         self.app = CrmChalice(app_name="jobs-test", configure_logs=False)
         self.runs: Counter[str] = Counter()
         self.finished: list[str] = []
+        self.lanes: dict[str, str] = {}
+        self.given_up: list[tuple[str, str]] = []
+        self.after: dict[str, Callable[[], None]] = {}
         self.started = threading.Event()
         self.lock = threading.Lock()
         self.ticks = 0
+
+        @on_dead_letter("test_work", Work)
+        def test_work_given_up(work: Work, reason: str) -> None:
+            self.given_up.append((work.key, reason))
 
         @self.app.on_sqs_message(queue="crm-jobs", name="test_work")
         def test_work(event: SQSEvent) -> None:
@@ -72,3 +90,6 @@ class JobsApp:
             raise RuntimeError(f"{work.key} fails on run {attempt}")
         with self.lock:
             self.finished.append(work.key)
+            self.lanes[work.key] = current_lane()
+        if work.key in self.after:
+            self.after[work.key]()

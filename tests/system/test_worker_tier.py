@@ -44,10 +44,11 @@ def moto_env(environment: dict[str, str]) -> Iterator[dict[str, str]]:  # noqa: 
            "WORKER_WAIT_SECONDS": "2", "RELAY_IDLE_SECONDS": "0.05", "WEBHOOK_ALLOWED_PRIVATE_CIDRS": '["127.0.0.0/8"]'}
     sqs = boto3.client("sqs", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
                        aws_access_key_id="testing", aws_secret_access_key="testing")
-    dlq = sqs.create_queue(QueueName="crm-jobs-sys-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sqs.create_queue(QueueName="crm-jobs-sys", Attributes={"RedrivePolicy": json.dumps(
-        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})})
+    for name in ("crm-jobs-sys", "crm-jobs-sys-bulk"):  # the jobs queue and the bulk lane, each with its DLQ
+        dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sqs.create_queue(QueueName=name, Attributes={"RedrivePolicy": json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})})
     boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1", aws_access_key_id="testing",
                  aws_secret_access_key="testing").create_bucket(Bucket="crm-local-files")
     yield env

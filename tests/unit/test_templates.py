@@ -186,18 +186,23 @@ def test_root_reads_only_outputs_the_nested_stacks_declare() -> None:
 
 
 # ------------------------------------------------------------------- queues --
-def test_jobs_queue_moves_a_message_to_the_dlq_after_5_receives() -> None:
+@pytest.mark.parametrize(("queue", "dead_letter_queue"), [("JobsQueue", "DeadLetterQueue"),
+                                                          ("BulkQueue", "BulkDeadLetterQueue")])
+def test_each_queue_moves_a_message_to_its_own_dlq_after_5_receives(queue: str, dead_letter_queue: str) -> None:
     # GIVEN the queues stack
     template = stack("queues")
-    jobs = template["Resources"]["JobsQueue"]["Properties"]
+    properties = template["Resources"][queue]["Properties"]
 
-    # WHEN its redrive policy is read
-    redrive = jobs["RedrivePolicy"]
+    # WHEN the queue's redrive policy is read
+    redrive = properties["RedrivePolicy"]
 
-    # THEN failed jobs go to the dead-letter queue after 5 receives
-    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    # THEN failed jobs go to its own dead-letter queue (so a redrive sends
+    # them back to the queue they came from) after 5 receives
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [dead_letter_queue, "Arn"]}
     assert resolved_default(template, redrive["maxReceiveCount"]) == 5
-    assert jobs["VisibilityTimeout"] == 120
+    assert properties["VisibilityTimeout"] == 120
+    retention = template["Resources"][dead_letter_queue]["Properties"]["MessageRetentionPeriod"]
+    assert retention == 1209600
 
 
 def test_queues_are_encrypted_and_scheduler_may_only_send() -> None:
@@ -209,9 +214,9 @@ def test_queues_are_encrypted_and_scheduler_may_only_send() -> None:
     role = template["Resources"]["SchedulerRole"]["Properties"]
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
 
-    # THEN both queues use SSE and the scheduler may only send, to the jobs
+    # THEN every queue uses SSE and the scheduler may only send, to the jobs
     # queue and (for deliveries that keep failing) to the dead-letter queue
-    assert set(queues) == {"JobsQueue", "DeadLetterQueue"}
+    assert set(queues) == {"JobsQueue", "DeadLetterQueue", "BulkQueue", "BulkDeadLetterQueue"}
     assert all(q["Properties"]["SqsManagedSseEnabled"] is True for q in queues.values())
     principal = role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
     assert principal == {"Service": "scheduler.amazonaws.com"}
@@ -230,6 +235,10 @@ def test_queues_are_encrypted_and_scheduler_may_only_send() -> None:
         "JobsQueueArn",
         "DeadLetterQueueUrl",
         "DeadLetterQueueArn",
+        "BulkQueueUrl",
+        "BulkQueueArn",
+        "BulkDeadLetterQueueUrl",
+        "BulkDeadLetterQueueArn",
         "SchedulerRoleArn",
     ):
         assert output in template["Outputs"]
@@ -275,12 +284,16 @@ def test_every_job_handler_reads_the_one_queue_the_worker_consumes() -> None:
     named = {(s.queue, s.queue_arn) for s in sources}
 
     # THEN every handler names the jobs queue (by its default name, never an
-    # ARN of its own), which is the single queue the worker stack is given
+    # ARN of its own): the worker runs every handler on messages of both
+    # queues it is given, the jobs queue and the bulk queue (the lane is the
+    # sender's choice, not the handler's), with their DLQs
     assert sources
     assert named == {(get_settings().jobs_queue_name, None)}
     assert {p for p in worker["Parameters"] if p.endswith("QueueUrl")} == {
         "JobsQueueUrl",
         "DeadLetterQueueUrl",
+        "BulkQueueUrl",
+        "BulkDeadLetterQueueUrl",
     }
 
 
@@ -365,10 +378,12 @@ def test_secrets_reach_the_container_through_secrets_not_environment(name: str) 
 
 FILES_OBJECTS = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${FilesBucketName}/*"}
 FILES_BUCKET = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${FilesBucketName}"}
-QUEUES = [{"Ref": "JobsQueueArn"}, {"Ref": "DeadLetterQueueArn"}]
+QUEUES = [{"Ref": "JobsQueueArn"}, {"Ref": "DeadLetterQueueArn"}, {"Ref": "BulkQueueArn"},
+          {"Ref": "BulkDeadLetterQueueArn"}]
 # What each tier's task role may do, as {resource: actions}: the api only the
 # files bucket (its jobs go through the outbox, relayed by the worker); the
-# worker both queues (consume, relay, dead-letter, redrive) and the bucket.
+# worker the jobs and bulk queues and their DLQs (consume, relay, dead-letter,
+# redrive) and the bucket.
 TASK_GRANTS: dict[str, list[tuple[Any, set[str]]]] = {
     "api": [
         (FILES_OBJECTS, {"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging",
@@ -567,13 +582,16 @@ def test_worker_gets_both_queue_urls_from_the_queues_stack() -> None:
     # WHEN the queue variables are followed back to their source
     sources = {
         name: passed[environment[name]["Ref"]]
-        for name in ("JOBS_QUEUE_URL", "JOBS_DLQ_URL", "FILES_BUCKET")
+        for name in ("JOBS_QUEUE_URL", "JOBS_DLQ_URL", "JOBS_BULK_QUEUE_URL", "JOBS_BULK_DLQ_URL",
+                     "FILES_BUCKET")
     }
 
     # THEN they are the queues stack's URLs and the data stack's bucket
     assert sources == {
         "JOBS_QUEUE_URL": {"Fn::GetAtt": ["QueuesStack", "Outputs.JobsQueueUrl"]},
         "JOBS_DLQ_URL": {"Fn::GetAtt": ["QueuesStack", "Outputs.DeadLetterQueueUrl"]},
+        "JOBS_BULK_QUEUE_URL": {"Fn::GetAtt": ["QueuesStack", "Outputs.BulkQueueUrl"]},
+        "JOBS_BULK_DLQ_URL": {"Fn::GetAtt": ["QueuesStack", "Outputs.BulkDeadLetterQueueUrl"]},
         "FILES_BUCKET": {"Fn::GetAtt": ["DataStack", "Outputs.FilesBucketName"]},
     }
 
@@ -588,14 +606,20 @@ def test_worker_step_scales_1_to_10_on_visible_messages() -> None:
     alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
 
     # THEN step policies are driven by SQS ApproximateNumberOfMessagesVisible
+    # of the jobs and the bulk queue together
     assert resolved_default(template, target["MinCapacity"]) == 1
     assert resolved_default(template, target["MaxCapacity"]) == 10
     assert {p["Properties"]["PolicyType"] for p in policies.values()} == {"StepScaling"}
     triggered = set()
     for alarm in alarms.values():
         properties = alarm["Properties"]
-        assert properties["Namespace"] == "AWS/SQS"
-        assert properties["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        stats = [m["MetricStat"] for m in properties["Metrics"] if "MetricStat" in m]
+        assert {(s["Metric"]["Namespace"], s["Metric"]["MetricName"]) for s in stats} == {
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible")}
+        assert sorted(s["Metric"]["Dimensions"][0]["Value"]["Ref"] for s in stats) == [
+            "BulkQueueName", "JobsQueueName"]
+        (returned,) = [m for m in properties["Metrics"] if m.get("ReturnData")]
+        assert returned["Expression"] == "FILL(jobs, 0) + FILL(bulk, 0)"
         triggered |= {action["Ref"] for action in properties["AlarmActions"]}
     assert triggered == set(policies)
 
@@ -679,7 +703,10 @@ def test_alarms_cover_errors_latency_dead_letters_and_database_cpu() -> None:
         a["Properties"]
         for a in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
     ]
-    watched = {a["MetricName"]: a for a in alarms if "MetricName" in a}
+    watched = {a["MetricName"]: a for a in alarms
+               if "MetricName" in a and a["MetricName"] != "ApproximateNumberOfMessagesVisible"}
+    dead_letters = {a["Dimensions"][0]["Value"]["Ref"]: a for a in alarms
+                    if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"}
     in_math = {
         m["MetricStat"]["Metric"]["MetricName"]
         for a in alarms
@@ -687,7 +714,7 @@ def test_alarms_cover_errors_latency_dead_letters_and_database_cpu() -> None:
         if "MetricStat" in m
     }
 
-    # THEN 5xx rate, p95 latency over 500 ms, any DLQ message, and RDS CPU alarm
+    # THEN 5xx rate, p95 latency over 500 ms, any message in either DLQ, and RDS CPU alarm
     assert {
         "HTTPCode_Target_5XX_Count",
         "HTTPCode_ELB_5XX_Count",
@@ -696,10 +723,8 @@ def test_alarms_cover_errors_latency_dead_letters_and_database_cpu() -> None:
     latency = watched["TargetResponseTime"]
     assert latency["ExtendedStatistic"] == "p95"
     assert float(resolved_default(template, latency["Threshold"])) == 0.5
-    dlq = watched["ApproximateNumberOfMessagesVisible"]
-    assert dlq["Dimensions"] == [
-        {"Name": "QueueName", "Value": {"Ref": "DeadLetterQueueName"}}
-    ]
-    assert (dlq["Threshold"], dlq["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert set(dead_letters) == {"DeadLetterQueueName", "BulkDeadLetterQueueName"}
+    for dlq in dead_letters.values():
+        assert (dlq["Threshold"], dlq["ComparisonOperator"]) == (0, "GreaterThanThreshold")
     assert watched["CPUUtilization"]["Namespace"] == "AWS/RDS"
     assert template["Resources"]["AlertTopic"]["Condition"] == "HasAlertEmail"

@@ -74,3 +74,41 @@ def test_secrets_are_random_32_bytes() -> None:
 def test_object_prefixes() -> None:
     assert rules.object_prefixes(["contact.*", "contact.created"]) == {"contact"}
     assert rules.object_prefixes(["*", "deal.*"]) == {"*", "deal"}
+
+
+@pytest.mark.parametrize(("delay", "expected"), [
+    (timedelta(0), 0),
+    (timedelta(seconds=0.2), 1),
+    (timedelta(seconds=29.01), 30),
+    (timedelta(seconds=900), 900),
+    (timedelta(seconds=900.5), None),
+    (timedelta(hours=1), None),
+])
+def test_backoffs_sqs_can_hold_ride_a_delayed_job(delay: timedelta, expected: int | None) -> None:
+    # GIVEN a backoff
+    # THEN up to SQS's 15 minutes it is a job delay in whole seconds (never early), beyond that the sweep's
+    assert rules.queued_retry_seconds(delay) == expected
+
+
+def test_the_first_retries_come_within_seconds() -> None:
+    # GIVEN the backoff of the first retry, drawn many times
+    delays = [rules.retry_delay(1, Random(seed)) for seed in range(200)]
+
+    # THEN each is at most 30 s, and rides a delayed job (not the once-a-minute sweep)
+    assert max(delays) <= timedelta(seconds=30)
+    assert all(rules.queued_retry_seconds(d) is not None for d in delays)
+
+
+@pytest.mark.parametrize(("occurred_at", "expected"), [
+    ("2025-12-31T23:59:59.999999Z", False),
+    ("2026-01-01T00:00:00Z", True),
+    ("2026-01-01T00:00:00.000001Z", True),
+    ("2026-01-01T01:00:00+01:00", True),
+    ("2026-01-01T00:59:59+01:00", False),
+    (None, True),
+    ("not a time", True),
+])
+def test_a_webhook_gets_only_events_from_once_it_existed(occurred_at: str | None, expected: bool) -> None:
+    # GIVEN a webhook created at T0 and an event's occurred_at
+    # THEN the event is for it only if it occurred at or after T0 (an unreadable time does not hide an event)
+    assert rules.occurred_since(occurred_at, T0) is expected
