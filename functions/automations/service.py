@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
+from sqlalchemy import select
 
 from functions.automations import repository, rules
 from functions.automations.errors import ActionFailed, RunNotRetriable
@@ -46,7 +47,8 @@ from functions.automations.schemas import (
     Trigger,
     UpdateField,
 )
-from functions.workspaces.service import ensure_members
+from functions.pipelines import service as pipelines
+from functions.workspaces.service import members_among
 from layers.db.uow import UnitOfWork
 from layers.http.requests import page_json, validate
 from layers.queue.jobs import enqueue, first_time
@@ -479,6 +481,9 @@ def _enqueue_job(step: _Step, action: Any) -> dict[str, Any]:
     assert isinstance(action, EnqueueJob)
     if step.known_jobs is not None and action.handler not in step.known_jobs:
         raise ActionFailed(f"no job handler named {action.handler!r}")
+    if action.payload.get("workspace_id", step.rule.workspace_id) != step.rule.workspace_id:
+        # Refused when the rule is written; a rule stored before that check must not reach another workspace.
+        raise ActionFailed("the job's payload names another workspace")
     return {"handler": action.handler, "job_id": enqueue(step.uow, action.handler, dict(action.payload))}
 
 
@@ -511,9 +516,7 @@ def _check_rule(
                 {**e, "field": f"conditions.{e.get('field')}"} for e in (error.errors or [])]) from None
     for index, action in enumerate(actions):
         where = f"actions.{index}"
-        if isinstance(action, CreateTask) and action.owner != "record_owner":
-            ensure_members(uow, [action.owner], field=f"{where}.owner")
-        elif isinstance(action, UpdateField):
+        if isinstance(action, UpdateField):
             _check_update_field(uow, records, action, where)
         elif isinstance(action, AddTag):
             if object_type not in rules.TAGGED:
@@ -527,6 +530,55 @@ def _check_rule(
                 raise _invalid(f"{where}.handler", "the engine's own jobs cannot be enqueued by a rule", "handler")
             if known_jobs is not None and action.handler not in known_jobs:
                 raise _invalid(f"{where}.handler", "no job handler has this name", "handler")
+    _check_references(uow, rules.references(
+        object_type, trigger.model_dump(exclude_none=True), _conditions_json(conditions),
+        [a.model_dump(mode="json") for a in actions]))
+
+
+def _check_references(uow: UnitOfWork, references: list[rules.Reference]) -> None:
+    """422 naming every id of the rule that names nothing of this workspace (another workspace's record,
+    a deleted one, or none at all). Each kind is looked up through its capability in the caller's unit of
+    work, so tenancy decides: another workspace's id is simply not found."""
+    by_kind: dict[str, set[str]] = {}
+    for reference in references:
+        by_kind.setdefault(reference.kind, set()).add(reference.id)
+    found = {kind: _existing(uow, kind, ids) for kind, ids in by_kind.items()}
+    missing = [r for r in references if r.id not in found[r.kind]]
+    if not missing:
+        return
+    detail = (f"{missing[0].field}: {_missing(missing[0].kind)}" if len(missing) == 1
+              else f"{len(missing)} ids of the rule name nothing of this workspace")
+    raise ValidationFailed(detail, errors=[{"field": r.field, "message": _missing(r.kind), "code": "reference"}
+                                           for r in missing])
+
+
+def _missing(kind: str) -> str:
+    if kind == rules.MEMBER:
+        return "not a member of this workspace"
+    if kind == rules.WORKSPACE:
+        return "not this workspace: a rule's jobs run in the rule's own workspace"
+    noun = {rules.PIPELINE: "pipeline", rules.STAGE: "stage", rules.WEBHOOK: "webhook"}.get(kind) or \
+        _records_of(kind).spec.event_name
+    return f"no {noun} of this workspace has this id" + ("" if kind == rules.WEBHOOK else " (live ones only)")
+
+
+def _existing(uow: UnitOfWork, kind: str, ids: set[str]) -> set[str]:
+    """Of these ids, those naming a thing of `kind` in the uow's workspace."""
+    # Imported here: webhooks is another capability, needed only for this check (and it imports records).
+    from functions.webhooks.service import subscriptions_among
+
+    if kind == rules.MEMBER:
+        return members_among(uow, sorted(ids))
+    if kind == rules.WEBHOOK:
+        return subscriptions_among(uow, sorted(ids))
+    if kind == rules.PIPELINE:
+        return {i for i in ids if pipelines.is_live(uow, i)}
+    if kind == rules.STAGE:
+        return {i for i in ids if pipelines.get_stage(uow, i) is not None}
+    if kind == rules.WORKSPACE:
+        return {i for i in ids if uow.scope is not None and i == uow.scope.workspace_id}
+    model = _records_of(kind).spec.model
+    return set(uow.session.scalars(select(model.id).where(model.id.in_(sorted(ids)), model.archived_at.is_(None))))
 
 
 def _check_update_field(uow: UnitOfWork, records: RecordService, action: UpdateField, where: str) -> None:
@@ -550,8 +602,12 @@ def _known_property(records: RecordService, name: str) -> bool:
 
 # ---- helpers --------------------------------------------------------------------------------------------
 def _records(object_type: str) -> RecordService:
-    records = service_for(rules.PLURAL[object_type])
-    assert records is not None, f"no record service for {object_type}"
+    return _records_of(rules.PLURAL[object_type])
+
+
+def _records_of(plural: str) -> RecordService:
+    records = service_for(plural)
+    assert records is not None, f"no record service for {plural}"
     return records
 
 

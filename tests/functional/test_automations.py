@@ -398,6 +398,130 @@ def test_another_workspace_neither_sees_nor_triggers_a_rule(api: Api, other_api:
     assert api.post(f"/v1/automations/{automation['id']}/test", {"record_id": theirs["id"]}).status == 404
 
 
+def _their_ids(other: Api) -> dict[str, str]:
+    """Ids of another workspace's things a rule might name: a webhook, a pipeline and its stage, a member,
+    a company, a contact, the workspace itself."""
+    pipeline = next(p for p in ok(other.get("/v1/pipelines"))["data"] if p["is_default"])
+    return {
+        "webhook": created(other.post("/v1/webhooks", {"url": "http://127.0.0.1:9/x",
+                                                       "event_types": ["team.*"]}))["id"],
+        "pipeline": pipeline["id"], "stage": pipeline["stages"][1]["id"], "member": other.owner_user_id,
+        "company": created(other.post("/v1/companies", {"name": "Theirs"}))["id"],
+        "contact": contact(other)["id"], "workspace": other.workspace_id,
+    }
+
+
+CROSS_REFERENCES: list[tuple[str, dict[str, Any], str]] = [
+    ("webhook", {"actions": [{"type": "send_webhook", "subscription_id": "{webhook}"}]}, "actions.0.subscription_id"),
+    ("stage", {"object_type": "deal", "trigger": {"type": "deal_stage_changed", "to_stage_id": "{stage}"}},
+     "trigger.to_stage_id"),
+    ("stage", {"object_type": "deal", "trigger": {"type": "deal_stage_changed", "from_stage_id": "{stage}"}},
+     "trigger.from_stage_id"),
+    ("stage", {"object_type": "deal", "actions": [{"type": "update_field", "field": "stage_id", "value": "{stage}"}]},
+     "actions.0.value"),
+    ("pipeline", {"object_type": "deal", "actions": [
+        {"type": "update_field", "field": "pipeline_id", "value": "{pipeline}"}]}, "actions.0.value"),
+    ("member", {"actions": [{"type": "create_task", "subject": "Call", "owner": "{member}"}]}, "actions.0.owner"),
+    ("member", {"actions": [{"type": "update_field", "field": "owner_id", "value": "{member}"}]}, "actions.0.value"),
+    ("company", {"actions": [{"type": "update_field", "field": "company_id", "value": "{company}"}]},
+     "actions.0.value"),
+    ("contact", {"object_type": "deal", "actions": [
+        {"type": "update_field", "field": "contact_ids", "value": ["{contact}"]}]}, "actions.0.value.0"),
+    ("contact", {"object_type": "deal", "actions": [
+        {"type": "update_field", "field": "primary_contact_id", "value": "{contact}"}]}, "actions.0.value"),
+    ("company", {"conditions": {"filter_groups": [{"filters": [
+        {"property": "company_id", "operator": "IN", "values": ["{company}"]}]}]}},
+     "conditions.filter_groups.0.filters.0.values.0"),
+    ("contact", {"conditions": {"filter_groups": [{"filters": [
+        {"property": "id", "operator": "EQ", "value": "{contact}"}]}]}},
+     "conditions.filter_groups.0.filters.0.value"),
+    ("workspace", {"actions": [{"type": "enqueue_job", "handler": "webhooks_deliver",
+                                "payload": {"workspace_id": "{workspace}", "delivery_id": "x"}}]},
+     "actions.0.payload.workspace_id"),
+]
+
+
+def _fill(value: Any, ids: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return value.format(**ids)
+    if isinstance(value, list):
+        return [_fill(v, ids) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, ids) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize(("kind", "change", "field"), CROSS_REFERENCES,
+                         ids=[f"{k}-{f}" for k, _, f in CROSS_REFERENCES])
+def test_a_rule_naming_another_workspaces_thing_is_422_and_nothing_is_written(
+    api: Api, other_api: Api, kind: str, change: dict[str, Any], field: str
+) -> None:
+    # GIVEN another workspace's webhook, pipeline, stage, member, company, contact and its own id
+    theirs = _their_ids(other_api)
+    body = {"name": "Rule", "object_type": "contact", "trigger": {"type": "record_created"},
+            "actions": [{"type": "add_tag", "tag": "auto"}], **_fill(change, theirs)}
+
+    # WHEN a rule of this workspace names one of them
+    reply = api.post("/v1/automations", body)
+
+    # THEN 422 problem+json names the field holding the id, and no rule was stored
+    assert reply.status == 422, reply.raw
+    assert reply.header("Content-Type") == PROBLEM_JSON
+    assert [(e["field"], e["code"]) for e in reply.json["errors"]] == [(field, "reference")], reply.json
+    assert reply.json["detail"].startswith(field)
+    assert stored(api) == ([], [])
+
+    # AND the same ids of this workspace are accepted (the check is about whose they are, not their shape)
+    ours = _their_ids(api)
+    assert api.post("/v1/automations", {**body, **_fill(change, ours)}).status == 201
+
+
+def test_an_edit_naming_another_workspaces_webhook_or_a_missing_stage_is_422_and_changes_nothing(
+    api: Api, other_api: Api
+) -> None:
+    # GIVEN a deal rule of this workspace, and another workspace's webhook
+    hook = created(other_api.post("/v1/webhooks", {"url": "http://127.0.0.1:9/x", "event_types": ["team.*"]}))
+    automation = rule(api, object_type="deal")
+
+    # WHEN it is edited to send to that webhook, to trigger on a stage nobody has, or both at once
+    bad = [
+        api.patch(f"/v1/automations/{automation['id']}",
+                  {"actions": [{"type": "send_webhook", "subscription_id": hook["id"]}]}),
+        api.patch(f"/v1/automations/{automation['id']}",
+                  {"trigger": {"type": "deal_stage_changed", "to_stage_id": "01JZZZZZZZZZZZZZZZZZZZZZZZ"}}),
+        api.patch(f"/v1/automations/{automation['id']}",
+                  {"trigger": {"type": "deal_stage_changed", "to_stage_id": "01JZZZZZZZZZZZZZZZZZZZZZZZ"},
+                   "actions": [{"type": "send_webhook", "subscription_id": hook["id"]}]}),
+    ]
+
+    # THEN each is a 422 naming every field at fault, and the rule is as it was
+    assert [r.status for r in bad] == [422, 422, 422]
+    assert [[e["field"] for e in r.json["errors"]] for r in bad] == [
+        ["actions.0.subscription_id"], ["trigger.to_stage_id"], ["trigger.to_stage_id", "actions.0.subscription_id"]]
+    assert ok(api.get(f"/v1/automations/{automation['id']}")) == automation
+
+
+def test_a_stored_rule_enqueueing_a_job_for_another_workspace_fails_its_run(
+    api: Api, other_api: Api, jobs: InlineQueue
+) -> None:
+    # GIVEN a rule stored before the check, its job's payload naming another workspace
+    automation = rule(api, actions=[{"type": "enqueue_job", "handler": "webhooks_deliver", "payload": {}}])
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        uow.session.execute(update(AutomationRule).where(AutomationRule.id == automation["id"]).values(actions=[
+            {"type": "enqueue_job", "handler": "webhooks_deliver",
+             "payload": {"workspace_id": other_api.workspace_id, "delivery_id": "x"}}]))
+        uow.commit()
+
+    # WHEN the rule meets a contact
+    contact(api)
+    jobs.run()
+
+    # THEN its run failed saying why, and no job was sent
+    (run,) = runs(api, automation["id"])
+    assert run["status"] == "failed" and "another workspace" in run["error"]
+    assert "webhooks_deliver" not in [name for name, _ in jobs.done]
+
+
 # ---- bad input ------------------------------------------------------------------------------------------
 BAD_RULES = [
     ({"trigger": {"type": "record_deleted"}}, "trigger.type"),
