@@ -16,6 +16,8 @@ from layers.runtime.inline import InlineQueue
 from shared.clock import utcnow
 from shared.context import system_scope
 from tests.support.api import Api, Reply
+from tests.support.firebase_keys import FirebaseTestIssuer
+from tests.support.people import invite
 
 PROBLEM_JSON = "application/problem+json"
 LEADS = {"filter_groups": [{"filters": [{"property": "lifecycle_stage", "operator": "EQ", "value": "lead"}]}]}
@@ -348,16 +350,37 @@ def test_edit_and_delete_a_rule(api: Api, jobs: InlineQueue) -> None:
     assert stored(api)[1] == []
 
 
-def test_reading_needs_read_and_managing_needs_admin(api: Api) -> None:
-    # GIVEN a rule and a read-only API key
-    automation = rule(api)
-    reader = api.with_key(created(api.post("/v1/api-keys", {"name": "reader", "scopes": ["read"]}))["key"])
+def _reads(automation_id: str, run_id: str) -> list[str]:
+    return ["/v1/automations", f"/v1/automations/{automation_id}", f"/v1/automations/{automation_id}/runs",
+            f"/v1/automations/{automation_id}/runs/{run_id}"]
 
-    # THEN the reader sees rules and runs but cannot create, pause or retry
-    assert ok(reader.get(f"/v1/automations/{automation['id']}"))["id"] == automation["id"]
-    assert ok(reader.get(f"/v1/automations/{automation['id']}/runs"))["data"] == []
-    assert reader.post("/v1/automations", {"name": "x"}).status == 403
-    assert reader.post(f"/v1/automations/{automation['id']}/pause").status == 403
+
+def test_rules_and_runs_are_for_admins_only_reading_included(
+    api: Api, firebase_issuer: FirebaseTestIssuer, jobs: InlineQueue
+) -> None:
+    # GIVEN a rule with a run, a member, a viewer, an admin (people) and a read-only and a write API key
+    automation = rule(api)
+    contact(api)
+    jobs.run()
+    (run,) = runs(api, automation["id"])
+    member, viewer = invite(api, firebase_issuer, "member"), invite(api, firebase_issuer, "viewer")
+    admin = invite(api, firebase_issuer, "admin")
+    keys = [api.with_key(created(api.post("/v1/api-keys", {"name": s, "scopes": [s]}))["key"])
+            for s in ("read", "write")]
+
+    for outsider in (member, viewer, *keys):
+        # WHEN they read the rules, the rule, its runs and a run
+        replies = [outsider.get(path) for path in _reads(automation["id"], run["id"])]
+
+        # THEN each is a 403 problem+json, and they cannot manage rules either
+        assert [r.status for r in replies] == [403] * 4, [r.raw for r in replies]
+        assert {r.header("Content-Type") for r in replies} == {PROBLEM_JSON}
+        assert outsider.post("/v1/automations", {"name": "x"}).status == 403
+        assert outsider.post(f"/v1/automations/{automation['id']}/pause").status == 403
+
+    # AND an admin (a person, as the admin key above) reads all of it
+    for reader in (admin, api):
+        assert [reader.get(path).status for path in _reads(automation["id"], run["id"])] == [200] * 4
 
 
 def test_runs_are_paged_newest_first(api: Api, jobs: InlineQueue) -> None:
