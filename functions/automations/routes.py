@@ -6,7 +6,7 @@ from __future__ import annotations
 from chalice import Blueprint
 from chalice.app import Response
 
-from functions.automations import service
+from functions.automations import rules, service
 from functions.automations.schemas import (
     AutomationCreate,
     AutomationListQuery,
@@ -27,7 +27,7 @@ bp = Blueprint(__name__)
 TAG = "Automations"
 STATUS_PARAM = QueryParam("status", {"type": "string", "enum": ["active", "paused"]},
                           "Only rules in this state (`paused` shows those the engine stopped after failures)")
-OBJECT_PARAM = QueryParam("object_type", {"type": "string", "enum": ["contact", "company", "deal", "activity"]},
+OBJECT_PARAM = QueryParam("object_type", {"type": "string", "enum": list(rules.OBJECT_TYPES)},
                           "Only rules of this object type")
 RUN_STATUS_PARAM = QueryParam("status", {"type": "string", "enum": [
     "succeeded", "failed", "loop_stopped", "skipped", "retrying"]}, "Only runs in this state")

@@ -8,10 +8,13 @@ from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
-# Rule object types (singular, as in event types) → record services' object types (plural, as in URLs).
-PLURAL = {"contact": "contacts", "company": "companies", "deal": "deals", "activity": "activities"}
-TAGGED = frozenset({"contact", "company", "deal"})  # objects with a `tags` property
-TASK_LINKS = frozenset({"contact", "company", "deal"})  # objects a task can be linked to
+from shared.objects import EVENT_NAME_OF, PLURAL_OF
+
+# A rule's object type is spelled as everywhere in the API (plural, as in URLs); its events are named with
+# the singular (`contact.created`).
+OBJECT_TYPES = ("contacts", "companies", "deals", "activities")
+TAGGED = frozenset({"contacts", "companies", "deals"})  # objects with a `tags` property
+TASK_LINKS = frozenset({"contacts", "companies", "deals"})  # objects a task can be linked to
 
 MAX_CHAIN = 5  # rules in one causal chain before the engine stops it, whichever rules they are
 PAUSE_AFTER = 5  # consecutive failed runs before a rule is paused
@@ -28,7 +31,13 @@ def event_type_of(object_type: str, trigger_type: str) -> str | None:
     if trigger_type == "deal_stage_changed":
         return "deal.stage_changed"
     suffix = _EVENT_OF.get(trigger_type)
-    return f"{object_type}.{suffix}" if suffix else None
+    return f"{EVENT_NAME_OF[object_type]}.{suffix}" if suffix else None
+
+
+def object_type_of(event_type: str) -> str | None:
+    """The object type of the records an event is about (`contact.created` → `contacts`), if rules have it."""
+    found = PLURAL_OF.get(event_type.split(".", 1)[0])
+    return found if found in OBJECT_TYPES else None
 
 
 def trigger_matches(object_type: str, trigger: dict[str, Any], event_type: str, data: dict[str, Any]) -> bool:
@@ -88,7 +97,7 @@ def references(object_type: str, trigger: dict[str, Any], conditions: dict[str, 
              for name in ("to_stage_id", "from_stage_id") if trigger.get(name)]
     for g, group in enumerate((conditions or {}).get("filter_groups") or []):
         for f, flt in enumerate(group.get("filters") or []):
-            kind = PLURAL[object_type] if flt.get("property") == "id" else ID_PROPERTIES.get(flt.get("property", ""))
+            kind = object_type if flt.get("property") == "id" else ID_PROPERTIES.get(flt.get("property", ""))
             if kind is None:
                 continue
             at = f"conditions.filter_groups.{g}.filters.{f}"

@@ -233,8 +233,8 @@ def workspaces_with_rules(workspace_ids: set[str]) -> set[str]:
 
 def evaluate(event: EventJob, *, known_jobs: KnownJobs) -> int:
     """Run every active rule of the workspace the event meets; the number of runs recorded."""
-    object_type = event.type.split(".", 1)[0]
-    if object_type not in rules.PLURAL or service_for(rules.PLURAL[object_type]) is None:
+    object_type = rules.object_type_of(event.type)
+    if object_type is None or service_for(object_type) is None:
         return 0  # an event of something rules are not written for (teams, pipelines, ...)
     with UnitOfWork(system_scope(event.workspace_id, source="automation")) as uow:
         candidates = [rule for rule in repository.active_event_rules(uow, object_type)
@@ -438,8 +438,8 @@ def _create_task(step: _Step, action: Any) -> dict[str, Any]:
     if action.due_in_days is not None:
         values["due_at"] = isoformat(utcnow() + timedelta(days=action.due_in_days))
     if step.rule.object_type in rules.TASK_LINKS:
-        values["links"] = {rules.PLURAL[step.rule.object_type]: [step.record_id]}
-    tasks = _records("activity")
+        values["links"] = {step.rule.object_type: [step.record_id]}
+    tasks = _records("activities")
     data = validate(tasks.spec.create_schema, values, prefix=("actions", step.index))
     # _create is the record service's step inside a caller's unit of work (the public create opens and
     # commits its own): the task must commit or roll back with the rest of the run.
@@ -499,7 +499,7 @@ def _check_rule(
     known_jobs: KnownJobs,
 ) -> None:
     records = _records(object_type)
-    if trigger.type == "deal_stage_changed" and object_type != "deal":
+    if trigger.type == "deal_stage_changed" and object_type != "deals":
         raise _invalid("trigger.type", "deal_stage_changed is a trigger of deals", "trigger")
     if trigger.type == "field_changed" and not _known_property(records, trigger.field or ""):
         raise _invalid("trigger.field", f"not a property of {object_type}", "unknown_field")
@@ -558,7 +558,7 @@ def _missing(kind: str) -> str:
     if kind == rules.WORKSPACE:
         return "not this workspace: a rule's jobs run in the rule's own workspace"
     noun = {rules.PIPELINE: "pipeline", rules.STAGE: "stage", rules.WEBHOOK: "webhook"}.get(kind) or \
-        _records_of(kind).spec.event_name
+        _records(kind).spec.event_name
     return f"no {noun} of this workspace has this id" + ("" if kind == rules.WEBHOOK else " (live ones only)")
 
 
@@ -577,7 +577,7 @@ def _existing(uow: UnitOfWork, kind: str, ids: set[str]) -> set[str]:
         return {i for i in ids if pipelines.get_stage(uow, i) is not None}
     if kind == rules.WORKSPACE:
         return {i for i in ids if uow.scope is not None and i == uow.scope.workspace_id}
-    model = _records_of(kind).spec.model
+    model = _records(kind).spec.model
     return set(uow.session.scalars(select(model.id).where(model.id.in_(sorted(ids)), model.archived_at.is_(None))))
 
 
@@ -602,12 +602,8 @@ def _known_property(records: RecordService, name: str) -> bool:
 
 # ---- helpers --------------------------------------------------------------------------------------------
 def _records(object_type: str) -> RecordService:
-    return _records_of(rules.PLURAL[object_type])
-
-
-def _records_of(plural: str) -> RecordService:
-    records = service_for(plural)
-    assert records is not None, f"no record service for {plural}"
+    records = service_for(object_type)
+    assert records is not None, f"no record service for {object_type}"
     return records
 
 
@@ -655,7 +651,7 @@ def _first_run(trigger: Trigger, now: datetime) -> datetime | None:
 
 def _scheduled_event(rule: AutomationRule, record_id: str, due_at: str) -> dict[str, Any]:
     """What a scheduled run acts on, in the event shape (a webhook action delivers it)."""
-    return {"id": new_id(), "type": "automation.scheduled", "object_type": rules.PLURAL[rule.object_type],
+    return {"id": new_id(), "type": "automation.scheduled", "object_type": rule.object_type,
             "record_id": record_id, "workspace_id": rule.workspace_id, "occurred_at": isoformat(utcnow()),
             "causation": [], "data": {"rule_id": rule.id, "schedule": rule.trigger.get("schedule"),
                                       "due_at": due_at}}

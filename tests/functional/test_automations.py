@@ -34,7 +34,7 @@ def ok(reply: Reply) -> Any:
 
 
 def rule(api: Api, **fields: Any) -> dict[str, Any]:
-    body = {"name": "Rule", "object_type": "contact", "trigger": {"type": "record_created"},
+    body = {"name": "Rule", "object_type": "contacts", "trigger": {"type": "record_created"},
             "actions": [{"type": "add_tag", "tag": "auto"}], **fields}
     return created(api.post("/v1/automations", body))
 
@@ -127,7 +127,7 @@ def test_deal_stage_changed_into_a_stage_tags_the_deal(api: Api, jobs: InlineQue
     # GIVEN the default pipeline and a rule on deals entering its second stage
     pipeline = next(p for p in ok(api.get("/v1/pipelines"))["data"] if p["is_default"])
     first, second = pipeline["stages"][0]["id"], pipeline["stages"][1]["id"]
-    automation = rule(api, object_type="deal", trigger={"type": "deal_stage_changed", "to_stage_id": second},
+    automation = rule(api, object_type="deals", trigger={"type": "deal_stage_changed", "to_stage_id": second},
                       actions=[{"type": "add_tag", "tag": "moving"}])
     deal = created(api.post("/v1/deals", {"name": "Acme", "stage_id": first}))
     jobs.run()
@@ -436,21 +436,21 @@ def _their_ids(other: Api) -> dict[str, str]:
 
 CROSS_REFERENCES: list[tuple[str, dict[str, Any], str]] = [
     ("webhook", {"actions": [{"type": "send_webhook", "subscription_id": "{webhook}"}]}, "actions.0.subscription_id"),
-    ("stage", {"object_type": "deal", "trigger": {"type": "deal_stage_changed", "to_stage_id": "{stage}"}},
+    ("stage", {"object_type": "deals", "trigger": {"type": "deal_stage_changed", "to_stage_id": "{stage}"}},
      "trigger.to_stage_id"),
-    ("stage", {"object_type": "deal", "trigger": {"type": "deal_stage_changed", "from_stage_id": "{stage}"}},
+    ("stage", {"object_type": "deals", "trigger": {"type": "deal_stage_changed", "from_stage_id": "{stage}"}},
      "trigger.from_stage_id"),
-    ("stage", {"object_type": "deal", "actions": [{"type": "update_field", "field": "stage_id", "value": "{stage}"}]},
+    ("stage", {"object_type": "deals", "actions": [{"type": "update_field", "field": "stage_id", "value": "{stage}"}]},
      "actions.0.value"),
-    ("pipeline", {"object_type": "deal", "actions": [
+    ("pipeline", {"object_type": "deals", "actions": [
         {"type": "update_field", "field": "pipeline_id", "value": "{pipeline}"}]}, "actions.0.value"),
     ("member", {"actions": [{"type": "create_task", "subject": "Call", "owner": "{member}"}]}, "actions.0.owner"),
     ("member", {"actions": [{"type": "update_field", "field": "owner_id", "value": "{member}"}]}, "actions.0.value"),
     ("company", {"actions": [{"type": "update_field", "field": "company_id", "value": "{company}"}]},
      "actions.0.value"),
-    ("contact", {"object_type": "deal", "actions": [
+    ("contact", {"object_type": "deals", "actions": [
         {"type": "update_field", "field": "contact_ids", "value": ["{contact}"]}]}, "actions.0.value.0"),
-    ("contact", {"object_type": "deal", "actions": [
+    ("contact", {"object_type": "deals", "actions": [
         {"type": "update_field", "field": "primary_contact_id", "value": "{contact}"}]}, "actions.0.value"),
     ("company", {"conditions": {"filter_groups": [{"filters": [
         {"property": "company_id", "operator": "IN", "values": ["{company}"]}]}]}},
@@ -481,7 +481,7 @@ def test_a_rule_naming_another_workspaces_thing_is_422_and_nothing_is_written(
 ) -> None:
     # GIVEN another workspace's webhook, pipeline, stage, member, company, contact and its own id
     theirs = _their_ids(other_api)
-    body = {"name": "Rule", "object_type": "contact", "trigger": {"type": "record_created"},
+    body = {"name": "Rule", "object_type": "contacts", "trigger": {"type": "record_created"},
             "actions": [{"type": "add_tag", "tag": "auto"}], **_fill(change, theirs)}
 
     # WHEN a rule of this workspace names one of them
@@ -504,7 +504,7 @@ def test_an_edit_naming_another_workspaces_webhook_or_a_missing_stage_is_422_and
 ) -> None:
     # GIVEN a deal rule of this workspace, and another workspace's webhook
     hook = created(other_api.post("/v1/webhooks", {"url": "http://127.0.0.1:9/x", "event_types": ["team.*"]}))
-    automation = rule(api, object_type="deal")
+    automation = rule(api, object_type="deals")
 
     # WHEN it is edited to send to that webhook, to trigger on a stage nobody has, or both at once
     bad = [
@@ -565,7 +565,7 @@ BAD_RULES = [
     ({"actions": [{"type": "enqueue_job", "handler": "Not A Handler"}]}, "actions.0.enqueue_job.handler"),
     ({"actions": [{"type": "enqueue_job", "handler": "nobody_knows_me"}]}, "actions.0.handler"),
     ({"actions": [{"type": "enqueue_job", "handler": "automations_evaluate"}]}, "actions.0.handler"),
-    ({"object_type": "activity", "actions": [{"type": "add_tag", "tag": "x"}]}, "actions.0.type"),
+    ({"object_type": "activities", "actions": [{"type": "add_tag", "tag": "x"}]}, "actions.0.type"),
     ({"object_type": "lead"}, "object_type"),
     ({"colour": "red"}, "colour"),
 ]
@@ -574,7 +574,7 @@ BAD_RULES = [
 @pytest.mark.parametrize(("change", "field"), BAD_RULES, ids=[b[1] + str(i) for i, b in enumerate(BAD_RULES)])
 def test_bad_rules_are_422_and_nothing_is_written(api: Api, change: dict[str, Any], field: str) -> None:
     # GIVEN an otherwise valid rule with one fault
-    body = {"name": "Rule", "object_type": "contact", "trigger": {"type": "record_created"},
+    body = {"name": "Rule", "object_type": "contacts", "trigger": {"type": "record_created"},
             "actions": [{"type": "add_tag", "tag": "auto"}], **change}
 
     # WHEN it is created
@@ -594,7 +594,7 @@ def test_bad_edits_are_422_and_leave_the_rule_as_it_was(api: Api) -> None:
     # WHEN it is edited with a bad action, a null name, or an unknown query status
     bad = [api.patch(f"/v1/automations/{automation['id']}", {"actions": [{"type": "add_tag", "tag": " "}]}),
            api.patch(f"/v1/automations/{automation['id']}", {"name": None}),
-           api.patch(f"/v1/automations/{automation['id']}", {"object_type": "deal"}),
+           api.patch(f"/v1/automations/{automation['id']}", {"object_type": "deals"}),
            api.get("/v1/automations?status=sleeping"),
            api.get(f"/v1/automations/{automation['id']}/runs?status=fine"),
            api.post(f"/v1/automations/{automation['id']}/test", {})]

@@ -25,7 +25,7 @@ def test_contact_triggers_meet_their_events(trigger: dict[str, str], event_type:
     # GIVEN a contact rule's trigger and an event
     # WHEN they are compared
     # THEN the trigger is met only by its own event (and, for field_changed, its field)
-    assert rules.trigger_matches("contact", trigger, event_type, data) is met
+    assert rules.trigger_matches("contacts", trigger, event_type, data) is met
 
 
 def test_stage_triggers_check_both_ends_of_the_move() -> None:
@@ -33,9 +33,9 @@ def test_stage_triggers_check_both_ends_of_the_move() -> None:
     trigger = {"type": "deal_stage_changed", "from_stage_id": "A", "to_stage_id": "B"}
 
     # THEN only that move meets it
-    assert rules.trigger_matches("deal", trigger, "deal.stage_changed", {"from_stage_id": "A", "to_stage_id": "B"})
-    assert not rules.trigger_matches("deal", trigger, "deal.stage_changed", {"from_stage_id": "C", "to_stage_id": "B"})
-    assert not rules.trigger_matches("deal", trigger, "deal.updated", {"from_stage_id": "A", "to_stage_id": "B"})
+    assert rules.trigger_matches("deals", trigger, "deal.stage_changed", {"from_stage_id": "A", "to_stage_id": "B"})
+    assert not rules.trigger_matches("deals", trigger, "deal.stage_changed", {"from_stage_id": "C", "to_stage_id": "B"})
+    assert not rules.trigger_matches("deals", trigger, "deal.updated", {"from_stage_id": "A", "to_stage_id": "B"})
 
 
 def test_a_rule_in_its_own_chain_or_a_long_chain_is_a_loop() -> None:
@@ -105,7 +105,7 @@ def test_every_id_of_a_rule_is_enumerated_with_the_field_a_422_names() -> None:
     ]
 
     # WHEN its references are enumerated
-    found = rules.references("deal", trigger, conditions, actions)
+    found = rules.references("deals", trigger, conditions, actions)
 
     # THEN each id is listed once, with its kind and the field a client wrote it in; nulls, plain values,
     # custom fields and `record_owner` are not references
@@ -128,7 +128,7 @@ def test_every_id_of_a_rule_is_enumerated_with_the_field_a_422_names() -> None:
 def test_a_rule_without_ids_names_nothing() -> None:
     # GIVEN a contact rule with a plain trigger, no conditions and a tag action
     # THEN it references nothing
-    assert rules.references("contact", {"type": "record_created"}, None, [{"type": "add_tag", "tag": "x"}]) == []
+    assert rules.references("contacts", {"type": "record_created"}, None, [{"type": "add_tag", "tag": "x"}]) == []
 
 
 def test_every_id_property_of_every_record_object_has_a_reference_kind() -> None:
