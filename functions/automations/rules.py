@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +33,16 @@ def event_type_of(object_type: str, trigger_type: str) -> str | None:
         return "deal.stage_changed"
     suffix = _EVENT_OF.get(trigger_type)
     return f"{EVENT_NAME_OF[object_type]}.{suffix}" if suffix else None
+
+
+def interest(triggers: set[tuple[str, str, str]], pending: Mapping[str, set[str]]) -> set[tuple[str, str]]:
+    """Of the pending (workspace, event type) pairs, those meeting the event a rule's trigger listens to,
+    given the (workspace, object type, trigger type) of the active event rules. Conditions, fields and
+    stages are not looked at: they need the event itself, which the evaluator reads."""
+    listened = {(workspace_id, event_type_of(object_type, trigger_type))
+                for workspace_id, object_type, trigger_type in triggers}
+    return {(workspace_id, event_type) for workspace_id, types in pending.items() for event_type in types
+            if (workspace_id, event_type) in listened}
 
 
 def object_type_of(event_type: str) -> str | None:

@@ -144,3 +144,18 @@ def test_every_id_property_of_every_record_object_has_a_reference_kind() -> None
     assert id_properties - {"id"} <= set(rules.ID_PROPERTIES), id_properties - set(rules.ID_PROPERTIES)
     # AND each kind is a kind the engine can look up
     assert set(rules.ID_PROPERTIES.values()) <= {rules.MEMBER, rules.PIPELINE, rules.STAGE, *object_types()}
+
+
+def test_the_relay_sends_automations_only_the_event_types_a_rules_trigger_listens_to() -> None:
+    # GIVEN workspace A with a deal stage rule and an activity update rule, B with a contact creation rule
+    triggers = {("A", "deals", "deal_stage_changed"), ("A", "activities", "field_changed"),
+                ("B", "contacts", "record_created")}
+    pending = {"A": {"contact.created", "deal.created", "deal.stage_changed", "activity.updated"},
+               "B": {"contact.created", "contact.updated", "deal.stage_changed"}, "C": {"contact.created"}}
+
+    # WHEN the interest in the pending events is asked
+    wanted = rules.interest(triggers, pending)
+
+    # THEN only the pairs some rule of that very workspace listens to are wanted
+    assert wanted == {("A", "deal.stage_changed"), ("A", "activity.updated"), ("B", "contact.created")}
+    assert rules.interest(set(), pending) == set()
