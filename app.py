@@ -13,7 +13,7 @@ import sentry_sdk
 from functions.activities.routes import bp as activities
 from functions.associations.routes import bp as associations
 from functions.automations.routes import bp as automations
-from functions.automations.service import workspaces_with_rules
+from functions.automations.service import event_types_with_rules
 from functions.companies.routes import bp as companies
 from functions.contacts.routes import bp as contacts
 from functions.deals.routes import bp as deals
@@ -42,7 +42,7 @@ from layers.http.middleware import (
     IdempotencyMiddleware,
     RateLimitMiddleware,
 )
-from layers.queue.outbox import every_type_in, use_event_consumers
+from layers.queue.outbox import use_event_consumers
 from layers.records.custom import use_definitions_provider
 from layers.records.owners import use_teammates_provider
 from shared.settings import get_settings
@@ -61,10 +61,11 @@ app.register_middleware(ConditionalGetMiddleware(), "http")
 use_definitions_provider(definitions_for)
 use_teammates_provider(teammates)
 
-# Committed events go to these job handlers: to the fan-out, the event types an active webhook subscribes to;
-# to automations (which can say only which workspaces have a rule), every event of those workspaces.
+# Committed events go to these job handlers, each only the (workspace, event type) pairs it has work for:
+# to the fan-out, the types an active webhook subscribes to; to automations, those an active rule's trigger
+# listens to.
 use_event_consumers({"webhooks_fanout": event_types_with_webhooks,
-                     "automations_evaluate": every_type_in(workspaces_with_rules)})
+                     "automations_evaluate": event_types_with_rules})
 
 
 def _with_jobs_and_schedules(capability: str, blueprint: object) -> object:

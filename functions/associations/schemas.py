@@ -7,10 +7,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field
 
 from layers.records.service import MAX_BATCH
+from shared.objects import plural_object_type
 from shared.schemas import Page, StrictModel
 
 LINKABLE = ("contacts", "companies", "deals")
-LinkableObject = Literal["contacts", "companies", "deals"]
+LinkableObject = Annotated[Literal["contacts", "companies", "deals"],
+                          plural_object_type("contacts", "companies", "deals")]
 
 
 def normalize_label(value: str) -> str:

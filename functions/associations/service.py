@@ -24,6 +24,7 @@ from shared.context import Scope
 from shared.cursors import decode_cursor_for, encode_cursor
 from shared.errors import AppError, NotFound, ValidationFailed
 from shared.ids import new_id
+from shared.objects import object_type_hint, unknown_object_type
 from shared.settings import get_settings
 
 _registry: dict[str, Any] = {}  # object type → its RecordService
@@ -319,6 +320,10 @@ def restore_moved(uow: UnitOfWork, moved: list[dict[str, Any]]) -> None:
 # the bodies that do (a deal's contact_ids, an activity's links) are never served from the cache (their
 # services say why). A type that caches a body showing its links must drop it on these changes.
 def _check_linkable(object_type: str, field: str) -> None:
+    hint = object_type_hint(object_type)
+    if hint in LINKABLE:
+        raise ValidationFailed(f"{field}: {unknown_object_type(object_type, hint)}", errors=[
+            {"field": field, "message": unknown_object_type(object_type, hint), "code": "object_type"}])
     if object_type not in LINKABLE:
         raise ValidationFailed(f"{field} must be one of {', '.join(LINKABLE)}", errors=[
             {"field": field, "message": f"one of {', '.join(LINKABLE)}", "code": "enum"}])

@@ -23,7 +23,7 @@ class AutomationRule(RecordMixin, Base):
     )
 
     name: Mapped[str] = mapped_column(String(100), nullable=False)
-    object_type: Mapped[str] = mapped_column(String(16), nullable=False)  # contact|company|deal|activity
+    object_type: Mapped[str] = mapped_column(String(16), nullable=False)  # contacts|companies|deals|activities
     trigger_type: Mapped[str] = mapped_column(String(32), nullable=False)  # a copy of trigger["type"], queried
     trigger: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
     conditions: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)

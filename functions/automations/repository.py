@@ -104,9 +104,10 @@ def runs_page(
     return list(uow.session.scalars(statement))
 
 
-def workspaces_with_event_rules(uow: UnitOfWork, workspace_ids: set[str]) -> set[str]:
-    """Unscoped: which of these workspaces have an active rule that events can trigger."""
-    return set(uow.session.scalars(
-        select(AutomationRule.workspace_id).distinct()
+def event_triggers(uow: UnitOfWork, workspace_ids: set[str]) -> set[tuple[str, str, str]]:
+    """Unscoped: (workspace id, object type, trigger type) of every active rule that events can trigger
+    in these workspaces (the relay's question: which events have a rule to meet)."""
+    return {(w, o, t) for w, o, t in uow.session.execute(
+        select(AutomationRule.workspace_id, AutomationRule.object_type, AutomationRule.trigger_type).distinct()
         .where(AutomationRule.workspace_id.in_(sorted(workspace_ids)), AutomationRule.status == "active",
-               AutomationRule.trigger_type != "schedule", AutomationRule.archived_at.is_(None))))
+               AutomationRule.trigger_type != "schedule", AutomationRule.archived_at.is_(None)))}

@@ -1,10 +1,12 @@
-"""Automation rules: admins manage them, anyone who may read sees them and every run they made."""
+"""Automation rules and their runs: admins only, reading included. A rule names webhook targets, job
+payloads and the conditions a workspace acts on, and a run holds the events it acted on; members and
+read-only keys see the records the rules change, not the rules."""
 from __future__ import annotations
 
 from chalice import Blueprint
 from chalice.app import Response
 
-from functions.automations import service
+from functions.automations import rules, service
 from functions.automations.schemas import (
     AutomationCreate,
     AutomationListQuery,
@@ -25,7 +27,7 @@ bp = Blueprint(__name__)
 TAG = "Automations"
 STATUS_PARAM = QueryParam("status", {"type": "string", "enum": ["active", "paused"]},
                           "Only rules in this state (`paused` shows those the engine stopped after failures)")
-OBJECT_PARAM = QueryParam("object_type", {"type": "string", "enum": ["contact", "company", "deal", "activity"]},
+OBJECT_PARAM = QueryParam("object_type", {"type": "string", "enum": list(rules.OBJECT_TYPES)},
                           "Only rules of this object type")
 RUN_STATUS_PARAM = QueryParam("status", {"type": "string", "enum": [
     "succeeded", "failed", "loop_stopped", "skipped", "retrying"]}, "Only runs in this state")
@@ -49,7 +51,7 @@ def create_automation() -> Response:
 
 
 @bp.route("/v1/automations", methods=["GET"], name="automations_list")
-@endpoint(summary="List automation rules", permission="read", tag=TAG, response=AutomationPage, errors=(422,),
+@endpoint(summary="List automation rules", permission="admin", tag=TAG, response=AutomationPage, errors=(422,),
           query=(STATUS_PARAM, OBJECT_PARAM, LIMIT_PARAM, CURSOR_PARAM))
 def list_automations() -> Response:
     request = bp.current_request
@@ -59,7 +61,7 @@ def list_automations() -> Response:
 
 
 @bp.route("/v1/automations/{automation_id}", methods=["GET"], name="automations_get")
-@endpoint(summary="Get an automation rule (its state, failure count and why it is paused)", permission="read",
+@endpoint(summary="Get an automation rule (its state, failure count and why it is paused)", permission="admin",
           tag=TAG, response=AutomationRead, errors=(404,), etag=True)
 def get_automation(automation_id: str) -> Response:
     view = service.get_rule(scope_of(bp.current_request), automation_id)
@@ -102,7 +104,7 @@ def resume_automation(automation_id: str) -> Response:
 
 
 @bp.route("/v1/automations/{automation_id}/runs", methods=["GET"], name="automations_runs_list")
-@endpoint(summary="An automation's runs, newest first", permission="read", tag=TAG, response=RunPage,
+@endpoint(summary="An automation's runs, newest first", permission="admin", tag=TAG, response=RunPage,
           errors=(404, 422), query=(RUN_STATUS_PARAM, LIMIT_PARAM, CURSOR_PARAM))
 def list_runs(automation_id: str) -> Response:
     request = bp.current_request
@@ -112,7 +114,7 @@ def list_runs(automation_id: str) -> Response:
 
 
 @bp.route("/v1/automations/{automation_id}/runs/{run_id}", methods=["GET"], name="automations_runs_get")
-@endpoint(summary="One run: its trigger event and each step's result or error", permission="read", tag=TAG,
+@endpoint(summary="One run: its trigger event and each step's result or error", permission="admin", tag=TAG,
           response=RunRead, errors=(404,))
 def get_run(automation_id: str, run_id: str) -> Response:
     return json_response(service.get_run(scope_of(bp.current_request), automation_id, run_id))

@@ -7,9 +7,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from layers.records.search import FilterGroup
+from shared.objects import plural_object_type
 from shared.schemas import Page, ReadModel, StrictModel
 
-ObjectType = Literal["contact", "company", "deal", "activity"]
+ObjectType = Annotated[Literal["contacts", "companies", "deals", "activities"],
+                      plural_object_type("contacts", "companies", "deals", "activities")]
 TriggerType = Literal["record_created", "record_updated", "field_changed", "deal_stage_changed", "schedule"]
 RuleStatus = Literal["active", "paused"]
 RunStatus = Literal["succeeded", "failed", "loop_stopped", "skipped", "retrying"]

@@ -17,12 +17,13 @@ chain; a rule that meets an event it is already in the chain of (or a chain of M
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
+from sqlalchemy import select
 
 from functions.automations import repository, rules
 from functions.automations.errors import ActionFailed, RunNotRetriable
@@ -46,7 +47,8 @@ from functions.automations.schemas import (
     Trigger,
     UpdateField,
 )
-from functions.workspaces.service import ensure_members
+from functions.pipelines import service as pipelines
+from functions.workspaces.service import members_among
 from layers.db.uow import UnitOfWork
 from layers.http.requests import page_json, validate
 from layers.queue.jobs import enqueue, first_time
@@ -221,18 +223,21 @@ def dry_run(scope: Scope, rule_id: str, record_id: str, *, known_jobs: KnownJobs
 
 
 # ---- the engine (job and schedule handlers call these) ---------------------------------------------------
-def workspaces_with_rules(workspace_ids: set[str]) -> set[str]:
-    """Of these workspaces, those with an active event-triggered rule: the relay sends only their events here."""
-    if not workspace_ids:
+def event_types_with_rules(pending: Mapping[str, set[str]]) -> set[tuple[str, str]]:
+    """Of the pending (workspace, event type) pairs, those an active rule of that workspace listens to: the
+    relay sends only their events here, as it sends the webhooks fan-out only the types subscribed to. A
+    workspace with one `deal.stage_changed` rule costs no job per contact event (an import's thousands)."""
+    if not pending:
         return set()
     with UnitOfWork(unscoped=True) as uow:
-        return repository.workspaces_with_event_rules(uow, workspace_ids)
+        triggers = repository.event_triggers(uow, set(pending))
+    return rules.interest(triggers, pending)
 
 
 def evaluate(event: EventJob, *, known_jobs: KnownJobs) -> int:
     """Run every active rule of the workspace the event meets; the number of runs recorded."""
-    object_type = event.type.split(".", 1)[0]
-    if object_type not in rules.PLURAL or service_for(rules.PLURAL[object_type]) is None:
+    object_type = rules.object_type_of(event.type)
+    if object_type is None or service_for(object_type) is None:
         return 0  # an event of something rules are not written for (teams, pipelines, ...)
     with UnitOfWork(system_scope(event.workspace_id, source="automation")) as uow:
         candidates = [rule for rule in repository.active_event_rules(uow, object_type)
@@ -436,8 +441,8 @@ def _create_task(step: _Step, action: Any) -> dict[str, Any]:
     if action.due_in_days is not None:
         values["due_at"] = isoformat(utcnow() + timedelta(days=action.due_in_days))
     if step.rule.object_type in rules.TASK_LINKS:
-        values["links"] = {rules.PLURAL[step.rule.object_type]: [step.record_id]}
-    tasks = _records("activity")
+        values["links"] = {step.rule.object_type: [step.record_id]}
+    tasks = _records("activities")
     data = validate(tasks.spec.create_schema, values, prefix=("actions", step.index))
     # _create is the record service's step inside a caller's unit of work (the public create opens and
     # commits its own): the task must commit or roll back with the rest of the run.
@@ -479,6 +484,9 @@ def _enqueue_job(step: _Step, action: Any) -> dict[str, Any]:
     assert isinstance(action, EnqueueJob)
     if step.known_jobs is not None and action.handler not in step.known_jobs:
         raise ActionFailed(f"no job handler named {action.handler!r}")
+    if action.payload.get("workspace_id", step.rule.workspace_id) != step.rule.workspace_id:
+        # Refused when the rule is written; a rule stored before that check must not reach another workspace.
+        raise ActionFailed("the job's payload names another workspace")
     return {"handler": action.handler, "job_id": enqueue(step.uow, action.handler, dict(action.payload))}
 
 
@@ -494,7 +502,7 @@ def _check_rule(
     known_jobs: KnownJobs,
 ) -> None:
     records = _records(object_type)
-    if trigger.type == "deal_stage_changed" and object_type != "deal":
+    if trigger.type == "deal_stage_changed" and object_type != "deals":
         raise _invalid("trigger.type", "deal_stage_changed is a trigger of deals", "trigger")
     if trigger.type == "field_changed" and not _known_property(records, trigger.field or ""):
         raise _invalid("trigger.field", f"not a property of {object_type}", "unknown_field")
@@ -511,9 +519,7 @@ def _check_rule(
                 {**e, "field": f"conditions.{e.get('field')}"} for e in (error.errors or [])]) from None
     for index, action in enumerate(actions):
         where = f"actions.{index}"
-        if isinstance(action, CreateTask) and action.owner != "record_owner":
-            ensure_members(uow, [action.owner], field=f"{where}.owner")
-        elif isinstance(action, UpdateField):
+        if isinstance(action, UpdateField):
             _check_update_field(uow, records, action, where)
         elif isinstance(action, AddTag):
             if object_type not in rules.TAGGED:
@@ -527,6 +533,55 @@ def _check_rule(
                 raise _invalid(f"{where}.handler", "the engine's own jobs cannot be enqueued by a rule", "handler")
             if known_jobs is not None and action.handler not in known_jobs:
                 raise _invalid(f"{where}.handler", "no job handler has this name", "handler")
+    _check_references(uow, rules.references(
+        object_type, trigger.model_dump(exclude_none=True), _conditions_json(conditions),
+        [a.model_dump(mode="json") for a in actions]))
+
+
+def _check_references(uow: UnitOfWork, references: list[rules.Reference]) -> None:
+    """422 naming every id of the rule that names nothing of this workspace (another workspace's record,
+    a deleted one, or none at all). Each kind is looked up through its capability in the caller's unit of
+    work, so tenancy decides: another workspace's id is simply not found."""
+    by_kind: dict[str, set[str]] = {}
+    for reference in references:
+        by_kind.setdefault(reference.kind, set()).add(reference.id)
+    found = {kind: _existing(uow, kind, ids) for kind, ids in by_kind.items()}
+    missing = [r for r in references if r.id not in found[r.kind]]
+    if not missing:
+        return
+    detail = (f"{missing[0].field}: {_missing(missing[0].kind)}" if len(missing) == 1
+              else f"{len(missing)} ids of the rule name nothing of this workspace")
+    raise ValidationFailed(detail, errors=[{"field": r.field, "message": _missing(r.kind), "code": "reference"}
+                                           for r in missing])
+
+
+def _missing(kind: str) -> str:
+    if kind == rules.MEMBER:
+        return "not a member of this workspace"
+    if kind == rules.WORKSPACE:
+        return "not this workspace: a rule's jobs run in the rule's own workspace"
+    noun = {rules.PIPELINE: "pipeline", rules.STAGE: "stage", rules.WEBHOOK: "webhook"}.get(kind) or \
+        _records(kind).spec.event_name
+    return f"no {noun} of this workspace has this id" + ("" if kind == rules.WEBHOOK else " (live ones only)")
+
+
+def _existing(uow: UnitOfWork, kind: str, ids: set[str]) -> set[str]:
+    """Of these ids, those naming a thing of `kind` in the uow's workspace."""
+    # Imported here: webhooks is another capability, needed only for this check (and it imports records).
+    from functions.webhooks.service import subscriptions_among
+
+    if kind == rules.MEMBER:
+        return members_among(uow, sorted(ids))
+    if kind == rules.WEBHOOK:
+        return subscriptions_among(uow, sorted(ids))
+    if kind == rules.PIPELINE:
+        return {i for i in ids if pipelines.is_live(uow, i)}
+    if kind == rules.STAGE:
+        return {i for i in ids if pipelines.get_stage(uow, i) is not None}
+    if kind == rules.WORKSPACE:
+        return {i for i in ids if uow.scope is not None and i == uow.scope.workspace_id}
+    model = _records(kind).spec.model
+    return set(uow.session.scalars(select(model.id).where(model.id.in_(sorted(ids)), model.archived_at.is_(None))))
 
 
 def _check_update_field(uow: UnitOfWork, records: RecordService, action: UpdateField, where: str) -> None:
@@ -550,7 +605,7 @@ def _known_property(records: RecordService, name: str) -> bool:
 
 # ---- helpers --------------------------------------------------------------------------------------------
 def _records(object_type: str) -> RecordService:
-    records = service_for(rules.PLURAL[object_type])
+    records = service_for(object_type)
     assert records is not None, f"no record service for {object_type}"
     return records
 
@@ -599,7 +654,7 @@ def _first_run(trigger: Trigger, now: datetime) -> datetime | None:
 
 def _scheduled_event(rule: AutomationRule, record_id: str, due_at: str) -> dict[str, Any]:
     """What a scheduled run acts on, in the event shape (a webhook action delivers it)."""
-    return {"id": new_id(), "type": "automation.scheduled", "object_type": rules.PLURAL[rule.object_type],
+    return {"id": new_id(), "type": "automation.scheduled", "object_type": rule.object_type,
             "record_id": record_id, "workspace_id": rule.workspace_id, "occurred_at": isoformat(utcnow()),
             "causation": [], "data": {"rule_id": rule.id, "schedule": rule.trigger.get("schedule"),
                                       "due_at": due_at}}

@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from shared.objects import event_type_hint
 from shared.schemas import Actor, StrictModel
 
 TYPE_PATTERN = r"^(\*|[a-z_]+\.(\*|[a-z_]+))$"
@@ -26,6 +27,9 @@ class EventsQuery(StrictModel):
         for part in value.split(","):
             if not re.match(TYPE_PATTERN, part.strip()):
                 raise ValueError(f"{part.strip()!r} is not an event type (`contact.created`) or pattern (`deal.*`)")
+            hint = event_type_hint(part.strip())
+            if hint is not None:  # it would match nothing, silently
+                raise ValueError(f"event types name their object in the singular: did you mean {hint!r}?")
         return value
 
     def type_list(self) -> list[str]:

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from layers.records.search import FilterGroup
+from shared.objects import plural_object_type
 from shared.schemas import Page, StrictModel
 
-ObjectType = Literal["contacts", "companies", "deals"]
+ObjectType = Annotated[Literal["contacts", "companies", "deals"], plural_object_type("contacts", "companies", "deals")]
 Format = Literal["csv", "jsonl"]
 Status = Literal["queued", "running", "completed", "failed"]
 

@@ -8,9 +8,10 @@ from pydantic import AfterValidator, Field, StrictBool
 
 from functions.fields.rules import MAX_OPTIONS, normalize_options
 from layers.records.custom import KEY_PATTERN, FieldType
+from shared.objects import plural_object_type
 from shared.schemas import Page, ReadModel, StrictModel
 
-ObjectType = Literal["contacts", "companies", "deals"]
+ObjectType = Annotated[Literal["contacts", "companies", "deals"], plural_object_type("contacts", "companies", "deals")]
 Key = Annotated[str, Field(pattern=KEY_PATTERN.pattern, description="Lower-case letters, digits and _; starts with "
                                                                     "a letter; at most 63 characters")]
 Options = Annotated[list[str], Field(max_length=MAX_OPTIONS, description="Choices of a select field (distinct, "

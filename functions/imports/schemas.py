@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from shared.objects import plural_object_type
 from shared.schemas import Page, StrictModel
 
-ObjectType = Literal["contacts", "companies", "deals"]
+ObjectType = Annotated[Literal["contacts", "companies", "deals"], plural_object_type("contacts", "companies", "deals")]
 Status = Literal["awaiting_upload", "uploaded", "previewed", "queued", "running", "completed", "failed", "cancelled"]
 Mapping = dict[str, str | None]
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from shared.objects import plural_object_type
 from shared.schemas import Actor, Page, StrictModel
 
-MergeableObject = Literal["contacts", "companies"]
+MergeableObject = Annotated[Literal["contacts", "companies"], plural_object_type("contacts", "companies")]
 Choice = Literal["keep", "merge"]
 
 

@@ -8,6 +8,7 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
 from functions.webhooks.rules import PATTERN
 from layers.records.search import FilterGroup
+from shared.objects import event_type_hint
 from shared.schemas import Page, ReadModel, StrictModel
 
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
@@ -17,6 +18,9 @@ Trigger = Literal["event", "redeliver", "test", "automation"]
 def _pattern(value: str) -> str:
     if not PATTERN.match(value):
         raise ValueError("must be an event type (`contact.created`), `<object>.*` or `*`")
+    hint = event_type_hint(value)
+    if hint is not None:  # `contacts.*` would be valid and match nothing, silently
+        raise ValueError(f"event types name their object in the singular: did you mean {hint!r}?")
     return value
 
 

@@ -194,6 +194,11 @@ def send_test(scope: Scope, webhook_id: str) -> DeliveryRead:
 
 
 # ---- for other capabilities (automations) ------------------------------------------------------------
+def subscriptions_among(uow: UnitOfWork, subscription_ids: list[str]) -> set[str]:
+    """Which of these ids name a webhook of the uow's workspace (an automation checks what it will send to)."""
+    return {s for s in set(subscription_ids) if repository.subscription(uow.session, s) is not None}
+
+
 def schedule_delivery(uow: UnitOfWork, *, subscription_id: str, event: dict[str, Any]) -> str:
     """Deliver `event` (an event_body-shaped dict) to that webhook of the uow's workspace, in its transaction.
 

@@ -271,6 +271,11 @@ def remove_member(scope: Scope, user_id: str) -> None:
         uow.commit()
 
 
+def members_among(uow: UnitOfWork, user_ids: list[str]) -> set[str]:
+    """For other capabilities: which of these user ids are members of the caller's workspace."""
+    return repository.members_among(uow.session, sorted(set(user_ids))) if user_ids else set()
+
+
 def ensure_members(uow: UnitOfWork, user_ids: list[str], *, field: str) -> None:
     """For other capabilities: 422 unless every id is a member of the caller's workspace."""
     wanted = {u for u in user_ids if u is not None}

@@ -13,6 +13,9 @@ A route's statuses come from two places, joined here once:
    - a path parameter: 404 (no such record here, whatever the id looks like); query parameters: 422; a body:
      400 and 422; an ETag on GET: 304; 412 (declared where If-Match is read): the If-Match header.
 
+Who may call each operation is its route's declared permission, the one the auth middleware enforces:
+`x-permission` (public|user|read|write|admin) and, in words, the operation's description.
+
 Component names are pydantic's (the class name), and must stay unique: two different types that would
 share a name make `build_openapi` raise, so the document never shows one type's schema for another's.
 """
@@ -49,6 +52,15 @@ _ERROR_TEXT = {
     431: "Request headers too large",
     500: "Unexpected error (reported; no internals are exposed)",
     503: "A dependency (the database or Redis) is unavailable; retry after Retry-After",
+}
+# Who may call an operation, from its route's declared permission (`@endpoint(permission=...)`), the same
+# value the auth middleware enforces: published as `x-permission` and in words as the description.
+_PERMISSION_TEXT = {
+    "public": "Who may call: anyone; no credentials.",
+    "user": "Who may call: any signed-in person (Firebase ID token or session cookie); not API keys.",
+    "read": "Who may call: every member of the workspace (viewer, member, admin, owner) and any of its API keys.",
+    "write": "Who may call: members, admins and owners (not viewers); API keys with the `write` or `admin` scope.",
+    "admin": "Who may call: admins and owners; API keys with the `admin` scope. Others get 403.",
 }
 _EVERY_REQUEST = {413, 415, 431, 500}
 _REQUEST_ID = {"X-Request-Id": {"schema": {"type": "string"}, "description": "This request's id (also in logs)"}}
@@ -158,7 +170,8 @@ def _models(spec: Endpoint) -> Iterator[tuple[type[BaseModel], JsonSchemaMode]]:
 def _operation(
     path: str, method: str, entry: RouteEntry, spec: Endpoint, schemas: _Schemas, problem_ref: dict[str, Any]
 ) -> dict[str, Any]:
-    operation: dict[str, Any] = {"operationId": entry.view_name, "summary": spec.summary, "tags": [spec.tag]}
+    operation: dict[str, Any] = {"operationId": entry.view_name, "summary": spec.summary, "tags": [spec.tag],
+                                 "description": _PERMISSION_TEXT[spec.permission], "x-permission": spec.permission}
     path_names = re.findall(r"{(\w+)}", path)
     parameters: list[dict[str, Any]] = [
         {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in path_names

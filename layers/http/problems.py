@@ -43,6 +43,8 @@ def field_errors(exc: ValidationError, *, prefix: tuple[str | int, ...] = ()) ->
 
 def validation_failed(exc: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> ValidationFailed:
     errors = field_errors(exc, prefix=prefix)
+    if len(errors) == 1:  # say what is wrong where a client reads first (a hint like "did you mean" included)
+        return ValidationFailed(f"{errors[0]['field']}: {errors[0]['message']}", errors=errors)
     return ValidationFailed(f"{len(errors)} field(s) failed validation", errors=errors)
 
 

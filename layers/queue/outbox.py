@@ -127,17 +127,6 @@ def event_consumers() -> tuple[str, ...]:
     return tuple(_event_consumers)
 
 
-def every_type_in(workspaces: Callable[[set[str]], set[str]]) -> Interest:
-    """An interest for a consumer that can only say which workspaces it serves: every type there."""
-
-    def interest(pending: PendingTypes) -> set[tuple[str, str]]:
-        wanted = workspaces(set(pending))
-        return {(workspace_id, event_type) for workspace_id in wanted & set(pending)
-                for event_type in pending[workspace_id]}
-
-    return interest
-
-
 def interested_consumers(pending: PendingTypes) -> dict[str, set[tuple[str, str]]]:
     """Consumer -> the (workspace id, event type) pairs, of those pending, whose events it should get."""
     every = {(workspace_id, event_type) for workspace_id, types in pending.items() for event_type in types}

@@ -16,6 +16,8 @@ from layers.runtime.inline import InlineQueue
 from shared.clock import utcnow
 from shared.context import system_scope
 from tests.support.api import Api, Reply
+from tests.support.firebase_keys import FirebaseTestIssuer
+from tests.support.people import invite
 
 PROBLEM_JSON = "application/problem+json"
 LEADS = {"filter_groups": [{"filters": [{"property": "lifecycle_stage", "operator": "EQ", "value": "lead"}]}]}
@@ -32,7 +34,7 @@ def ok(reply: Reply) -> Any:
 
 
 def rule(api: Api, **fields: Any) -> dict[str, Any]:
-    body = {"name": "Rule", "object_type": "contact", "trigger": {"type": "record_created"},
+    body = {"name": "Rule", "object_type": "contacts", "trigger": {"type": "record_created"},
             "actions": [{"type": "add_tag", "tag": "auto"}], **fields}
     return created(api.post("/v1/automations", body))
 
@@ -125,7 +127,7 @@ def test_deal_stage_changed_into_a_stage_tags_the_deal(api: Api, jobs: InlineQue
     # GIVEN the default pipeline and a rule on deals entering its second stage
     pipeline = next(p for p in ok(api.get("/v1/pipelines"))["data"] if p["is_default"])
     first, second = pipeline["stages"][0]["id"], pipeline["stages"][1]["id"]
-    automation = rule(api, object_type="deal", trigger={"type": "deal_stage_changed", "to_stage_id": second},
+    automation = rule(api, object_type="deals", trigger={"type": "deal_stage_changed", "to_stage_id": second},
                       actions=[{"type": "add_tag", "tag": "moving"}])
     deal = created(api.post("/v1/deals", {"name": "Acme", "stage_id": first}))
     jobs.run()
@@ -348,16 +350,37 @@ def test_edit_and_delete_a_rule(api: Api, jobs: InlineQueue) -> None:
     assert stored(api)[1] == []
 
 
-def test_reading_needs_read_and_managing_needs_admin(api: Api) -> None:
-    # GIVEN a rule and a read-only API key
-    automation = rule(api)
-    reader = api.with_key(created(api.post("/v1/api-keys", {"name": "reader", "scopes": ["read"]}))["key"])
+def _reads(automation_id: str, run_id: str) -> list[str]:
+    return ["/v1/automations", f"/v1/automations/{automation_id}", f"/v1/automations/{automation_id}/runs",
+            f"/v1/automations/{automation_id}/runs/{run_id}"]
 
-    # THEN the reader sees rules and runs but cannot create, pause or retry
-    assert ok(reader.get(f"/v1/automations/{automation['id']}"))["id"] == automation["id"]
-    assert ok(reader.get(f"/v1/automations/{automation['id']}/runs"))["data"] == []
-    assert reader.post("/v1/automations", {"name": "x"}).status == 403
-    assert reader.post(f"/v1/automations/{automation['id']}/pause").status == 403
+
+def test_rules_and_runs_are_for_admins_only_reading_included(
+    api: Api, firebase_issuer: FirebaseTestIssuer, jobs: InlineQueue
+) -> None:
+    # GIVEN a rule with a run, a member, a viewer, an admin (people) and a read-only and a write API key
+    automation = rule(api)
+    contact(api)
+    jobs.run()
+    (run,) = runs(api, automation["id"])
+    member, viewer = invite(api, firebase_issuer, "member"), invite(api, firebase_issuer, "viewer")
+    admin = invite(api, firebase_issuer, "admin")
+    keys = [api.with_key(created(api.post("/v1/api-keys", {"name": s, "scopes": [s]}))["key"])
+            for s in ("read", "write")]
+
+    for outsider in (member, viewer, *keys):
+        # WHEN they read the rules, the rule, its runs and a run
+        replies = [outsider.get(path) for path in _reads(automation["id"], run["id"])]
+
+        # THEN each is a 403 problem+json, and they cannot manage rules either
+        assert [r.status for r in replies] == [403] * 4, [r.raw for r in replies]
+        assert {r.header("Content-Type") for r in replies} == {PROBLEM_JSON}
+        assert outsider.post("/v1/automations", {"name": "x"}).status == 403
+        assert outsider.post(f"/v1/automations/{automation['id']}/pause").status == 403
+
+    # AND an admin (a person, as the admin key above) reads all of it
+    for reader in (admin, api):
+        assert [reader.get(path).status for path in _reads(automation["id"], run["id"])] == [200] * 4
 
 
 def test_runs_are_paged_newest_first(api: Api, jobs: InlineQueue) -> None:
@@ -398,6 +421,130 @@ def test_another_workspace_neither_sees_nor_triggers_a_rule(api: Api, other_api:
     assert api.post(f"/v1/automations/{automation['id']}/test", {"record_id": theirs["id"]}).status == 404
 
 
+def _their_ids(other: Api) -> dict[str, str]:
+    """Ids of another workspace's things a rule might name: a webhook, a pipeline and its stage, a member,
+    a company, a contact, the workspace itself."""
+    pipeline = next(p for p in ok(other.get("/v1/pipelines"))["data"] if p["is_default"])
+    return {
+        "webhook": created(other.post("/v1/webhooks", {"url": "http://127.0.0.1:9/x",
+                                                       "event_types": ["team.*"]}))["id"],
+        "pipeline": pipeline["id"], "stage": pipeline["stages"][1]["id"], "member": other.owner_user_id,
+        "company": created(other.post("/v1/companies", {"name": "Theirs"}))["id"],
+        "contact": contact(other)["id"], "workspace": other.workspace_id,
+    }
+
+
+CROSS_REFERENCES: list[tuple[str, dict[str, Any], str]] = [
+    ("webhook", {"actions": [{"type": "send_webhook", "subscription_id": "{webhook}"}]}, "actions.0.subscription_id"),
+    ("stage", {"object_type": "deals", "trigger": {"type": "deal_stage_changed", "to_stage_id": "{stage}"}},
+     "trigger.to_stage_id"),
+    ("stage", {"object_type": "deals", "trigger": {"type": "deal_stage_changed", "from_stage_id": "{stage}"}},
+     "trigger.from_stage_id"),
+    ("stage", {"object_type": "deals", "actions": [{"type": "update_field", "field": "stage_id", "value": "{stage}"}]},
+     "actions.0.value"),
+    ("pipeline", {"object_type": "deals", "actions": [
+        {"type": "update_field", "field": "pipeline_id", "value": "{pipeline}"}]}, "actions.0.value"),
+    ("member", {"actions": [{"type": "create_task", "subject": "Call", "owner": "{member}"}]}, "actions.0.owner"),
+    ("member", {"actions": [{"type": "update_field", "field": "owner_id", "value": "{member}"}]}, "actions.0.value"),
+    ("company", {"actions": [{"type": "update_field", "field": "company_id", "value": "{company}"}]},
+     "actions.0.value"),
+    ("contact", {"object_type": "deals", "actions": [
+        {"type": "update_field", "field": "contact_ids", "value": ["{contact}"]}]}, "actions.0.value.0"),
+    ("contact", {"object_type": "deals", "actions": [
+        {"type": "update_field", "field": "primary_contact_id", "value": "{contact}"}]}, "actions.0.value"),
+    ("company", {"conditions": {"filter_groups": [{"filters": [
+        {"property": "company_id", "operator": "IN", "values": ["{company}"]}]}]}},
+     "conditions.filter_groups.0.filters.0.values.0"),
+    ("contact", {"conditions": {"filter_groups": [{"filters": [
+        {"property": "id", "operator": "EQ", "value": "{contact}"}]}]}},
+     "conditions.filter_groups.0.filters.0.value"),
+    ("workspace", {"actions": [{"type": "enqueue_job", "handler": "webhooks_deliver",
+                                "payload": {"workspace_id": "{workspace}", "delivery_id": "x"}}]},
+     "actions.0.payload.workspace_id"),
+]
+
+
+def _fill(value: Any, ids: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return value.format(**ids)
+    if isinstance(value, list):
+        return [_fill(v, ids) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, ids) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize(("kind", "change", "field"), CROSS_REFERENCES,
+                         ids=[f"{k}-{f}" for k, _, f in CROSS_REFERENCES])
+def test_a_rule_naming_another_workspaces_thing_is_422_and_nothing_is_written(
+    api: Api, other_api: Api, kind: str, change: dict[str, Any], field: str
+) -> None:
+    # GIVEN another workspace's webhook, pipeline, stage, member, company, contact and its own id
+    theirs = _their_ids(other_api)
+    body = {"name": "Rule", "object_type": "contacts", "trigger": {"type": "record_created"},
+            "actions": [{"type": "add_tag", "tag": "auto"}], **_fill(change, theirs)}
+
+    # WHEN a rule of this workspace names one of them
+    reply = api.post("/v1/automations", body)
+
+    # THEN 422 problem+json names the field holding the id, and no rule was stored
+    assert reply.status == 422, reply.raw
+    assert reply.header("Content-Type") == PROBLEM_JSON
+    assert [(e["field"], e["code"]) for e in reply.json["errors"]] == [(field, "reference")], reply.json
+    assert reply.json["detail"].startswith(field)
+    assert stored(api) == ([], [])
+
+    # AND the same ids of this workspace are accepted (the check is about whose they are, not their shape)
+    ours = _their_ids(api)
+    assert api.post("/v1/automations", {**body, **_fill(change, ours)}).status == 201
+
+
+def test_an_edit_naming_another_workspaces_webhook_or_a_missing_stage_is_422_and_changes_nothing(
+    api: Api, other_api: Api
+) -> None:
+    # GIVEN a deal rule of this workspace, and another workspace's webhook
+    hook = created(other_api.post("/v1/webhooks", {"url": "http://127.0.0.1:9/x", "event_types": ["team.*"]}))
+    automation = rule(api, object_type="deals")
+
+    # WHEN it is edited to send to that webhook, to trigger on a stage nobody has, or both at once
+    bad = [
+        api.patch(f"/v1/automations/{automation['id']}",
+                  {"actions": [{"type": "send_webhook", "subscription_id": hook["id"]}]}),
+        api.patch(f"/v1/automations/{automation['id']}",
+                  {"trigger": {"type": "deal_stage_changed", "to_stage_id": "01JZZZZZZZZZZZZZZZZZZZZZZZ"}}),
+        api.patch(f"/v1/automations/{automation['id']}",
+                  {"trigger": {"type": "deal_stage_changed", "to_stage_id": "01JZZZZZZZZZZZZZZZZZZZZZZZ"},
+                   "actions": [{"type": "send_webhook", "subscription_id": hook["id"]}]}),
+    ]
+
+    # THEN each is a 422 naming every field at fault, and the rule is as it was
+    assert [r.status for r in bad] == [422, 422, 422]
+    assert [[e["field"] for e in r.json["errors"]] for r in bad] == [
+        ["actions.0.subscription_id"], ["trigger.to_stage_id"], ["trigger.to_stage_id", "actions.0.subscription_id"]]
+    assert ok(api.get(f"/v1/automations/{automation['id']}")) == automation
+
+
+def test_a_stored_rule_enqueueing_a_job_for_another_workspace_fails_its_run(
+    api: Api, other_api: Api, jobs: InlineQueue
+) -> None:
+    # GIVEN a rule stored before the check, its job's payload naming another workspace
+    automation = rule(api, actions=[{"type": "enqueue_job", "handler": "webhooks_deliver", "payload": {}}])
+    with UnitOfWork(system_scope(api.workspace_id)) as uow:
+        uow.session.execute(update(AutomationRule).where(AutomationRule.id == automation["id"]).values(actions=[
+            {"type": "enqueue_job", "handler": "webhooks_deliver",
+             "payload": {"workspace_id": other_api.workspace_id, "delivery_id": "x"}}]))
+        uow.commit()
+
+    # WHEN the rule meets a contact
+    contact(api)
+    jobs.run()
+
+    # THEN its run failed saying why, and no job was sent
+    (run,) = runs(api, automation["id"])
+    assert run["status"] == "failed" and "another workspace" in run["error"]
+    assert "webhooks_deliver" not in [name for name, _ in jobs.done]
+
+
 # ---- bad input ------------------------------------------------------------------------------------------
 BAD_RULES = [
     ({"trigger": {"type": "record_deleted"}}, "trigger.type"),
@@ -418,7 +565,7 @@ BAD_RULES = [
     ({"actions": [{"type": "enqueue_job", "handler": "Not A Handler"}]}, "actions.0.enqueue_job.handler"),
     ({"actions": [{"type": "enqueue_job", "handler": "nobody_knows_me"}]}, "actions.0.handler"),
     ({"actions": [{"type": "enqueue_job", "handler": "automations_evaluate"}]}, "actions.0.handler"),
-    ({"object_type": "activity", "actions": [{"type": "add_tag", "tag": "x"}]}, "actions.0.type"),
+    ({"object_type": "activities", "actions": [{"type": "add_tag", "tag": "x"}]}, "actions.0.type"),
     ({"object_type": "lead"}, "object_type"),
     ({"colour": "red"}, "colour"),
 ]
@@ -427,7 +574,7 @@ BAD_RULES = [
 @pytest.mark.parametrize(("change", "field"), BAD_RULES, ids=[b[1] + str(i) for i, b in enumerate(BAD_RULES)])
 def test_bad_rules_are_422_and_nothing_is_written(api: Api, change: dict[str, Any], field: str) -> None:
     # GIVEN an otherwise valid rule with one fault
-    body = {"name": "Rule", "object_type": "contact", "trigger": {"type": "record_created"},
+    body = {"name": "Rule", "object_type": "contacts", "trigger": {"type": "record_created"},
             "actions": [{"type": "add_tag", "tag": "auto"}], **change}
 
     # WHEN it is created
@@ -447,7 +594,7 @@ def test_bad_edits_are_422_and_leave_the_rule_as_it_was(api: Api) -> None:
     # WHEN it is edited with a bad action, a null name, or an unknown query status
     bad = [api.patch(f"/v1/automations/{automation['id']}", {"actions": [{"type": "add_tag", "tag": " "}]}),
            api.patch(f"/v1/automations/{automation['id']}", {"name": None}),
-           api.patch(f"/v1/automations/{automation['id']}", {"object_type": "deal"}),
+           api.patch(f"/v1/automations/{automation['id']}", {"object_type": "deals"}),
            api.get("/v1/automations?status=sleeping"),
            api.get(f"/v1/automations/{automation['id']}/runs?status=fine"),
            api.post(f"/v1/automations/{automation['id']}/test", {})]

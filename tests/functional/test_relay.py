@@ -174,6 +174,51 @@ def test_events_go_only_to_consumers_subscribed_to_their_type(api: Api, receiver
     assert [e["type"] for e in api.get("/v1/events?types=contact.*").json["data"]] == ["contact.created"]
 
 
+def test_automations_get_only_the_event_types_their_rules_triggers_listen_to(api: Api, other_api: Api) -> None:
+    # GIVEN a workspace whose only rule is on deals entering a stage, and another with a contact rule
+    Relay(lambda messages: None).drain()
+    published: list[Outgoing] = []
+    relay = Relay(published.extend)
+    rule = {"name": "R", "actions": [{"type": "add_tag", "tag": "x"}]}
+    stage = api.get("/v1/pipelines").json["data"][0]["stages"][1]["id"]
+    assert api.post("/v1/automations", {**rule, "object_type": "deals", "trigger": {
+        "type": "deal_stage_changed", "to_stage_id": stage}}).status == 201
+    theirs = other_api.post("/v1/automations", {**rule, "object_type": "contacts",
+                                                "trigger": {"type": "record_updated"}})
+    assert theirs.status == 201
+
+    def evaluated() -> list[tuple[str, str]]:
+        relay.run_once()
+        found = [(json.loads(m.body)["payload"]["workspace_id"], json.loads(m.body)["payload"]["type"])
+                 for m in published if json.loads(m.body)["handler"] == "automations_evaluate"]
+        published.clear()
+        return found
+
+    # WHEN contacts are created and updated in both, and a deal in the first
+    for workspace in (api, other_api):
+        person = workspace.post("/v1/contacts", {"first_name": "A"}).json
+        workspace.patch(f"/v1/contacts/{person['id']}", {"last_name": "B"})
+    contact_jobs = evaluated()
+    api.post("/v1/deals", {"name": "Renewal"})
+    deal_jobs = evaluated()
+
+    # THEN the stage rule's workspace sent automations no contact event, the contact rule's only the updates
+    # (its rule does not listen to creations), and the deal sent only its stage change, not deal.created
+    assert contact_jobs == [(other_api.workspace_id, "contact.updated")]
+    assert deal_jobs == [(api.workspace_id, "deal.stage_changed")]
+
+    # WHEN the first workspace adds a contact rule, the other pauses its rule, and both create and update contacts
+    assert api.post("/v1/automations", {**rule, "object_type": "contacts",
+                                        "trigger": {"type": "record_created"}}).status == 201
+    assert other_api.post(f"/v1/automations/{theirs.json['id']}/pause").status == 200
+    for workspace in (api, other_api):
+        person = workspace.post("/v1/contacts", {"first_name": "C"}).json
+        workspace.patch(f"/v1/contacts/{person['id']}", {"last_name": "D"})
+
+    # THEN the first workspace's contact.created now goes to automations; nothing of the paused rule's does
+    assert evaluated() == [(api.workspace_id, "contact.created")]
+
+
 def test_a_delayed_job_is_published_with_its_delay_and_a_bulk_job_to_the_bulk_queue(aws: Queues, api: Api) -> None:
     # GIVEN a job enqueued with the longest delay, and one in the bulk lane
     Relay(lambda messages: None).drain()

@@ -26,10 +26,10 @@ def created(reply: Reply) -> dict[str, Any]:
 def test_failing_runs_pause_the_rule_and_page_newest_first(api: Api, jobs: InlineQueue) -> None:
     # GIVEN a rule whose task needs the record's owner, and a self-triggering tag rule
     failing = created(api.post("/v1/automations", {
-        "name": "Needs an owner", "object_type": "contact", "trigger": {"type": "record_created"},
+        "name": "Needs an owner", "object_type": "contacts", "trigger": {"type": "record_created"},
         "actions": [{"type": "create_task", "subject": "Call", "owner": "record_owner"}]}))
     looping = created(api.post("/v1/automations", {
-        "name": "Tag on update", "object_type": "contact", "trigger": {"type": "record_updated"},
+        "name": "Tag on update", "object_type": "contacts", "trigger": {"type": "record_updated"},
         "actions": [{"type": "add_tag", "tag": "seen"}]}))
 
     # WHEN six contacts without an owner are created, and one is updated
@@ -56,7 +56,7 @@ def test_failing_runs_pause_the_rule_and_page_newest_first(api: Api, jobs: Inlin
 def test_concurrent_sweeps_claim_a_due_firing_once(api: Api) -> None:
     # GIVEN an hourly rule whose firing is due
     rule = created(api.post("/v1/automations", {
-        "name": "Hourly", "object_type": "contact", "trigger": {"type": "schedule", "schedule": "rate(1 hour)"},
+        "name": "Hourly", "object_type": "contacts", "trigger": {"type": "schedule", "schedule": "rate(1 hour)"},
         "actions": [{"type": "add_tag", "tag": "hourly"}]}))
     with UnitOfWork(system_scope(api.workspace_id)) as uow:
         uow.session.execute(update(AutomationRule).where(AutomationRule.id == rule["id"])

@@ -167,7 +167,7 @@ def _pipeline_rename(api: Api) -> Conditional:
 
 
 def _automation_rename(api: Api) -> Conditional:
-    rule = _created(api, "/v1/automations", {"name": "Rule", "object_type": "contact",
+    rule = _created(api, "/v1/automations", {"name": "Rule", "object_type": "contacts",
                                              "trigger": {"type": "record_created"},
                                              "actions": [{"type": "add_tag", "tag": "auto"}]})
     return "PATCH", f"/v1/automations/{rule['id']}", lambda i: {"name": f"Rule {i}"}, '"v1"'

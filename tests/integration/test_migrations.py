@@ -87,3 +87,30 @@ def test_full_text_indexes_keep_stopwords_searchable(mariadb_engine: Engine) -> 
                                                 ("companies", "ix_companies_fulltext"),
                                                 ("deals", "ix_deals_fulltext"),
                                                 ("activities", "ix_activities_fulltext")}
+
+
+def test_0013_spells_stored_automation_rules_object_types_in_the_plural(scratch_engine: Engine) -> None:
+    # GIVEN the schema before 0013 and rules stored with the old, singular spelling (and one already plural)
+    upgrade(scratch_engine, "0012")
+    insert = text("INSERT INTO automation_rules (id, workspace_id, name, object_type, trigger_type, `trigger`, "
+                  "actions, status, consecutive_failures, created_at, updated_at, version) VALUES (:id, 'W', 'R', "
+                  ":object_type, 'record_created', '{}', '[]', 'active', 0, NOW(), NOW(), 3)")
+    old = {"R1": "contact", "R2": "company", "R3": "deal", "R4": "activity", "R5": "contacts"}
+    with scratch_engine.begin() as connection:
+        for rule_id, object_type in old.items():
+            connection.execute(insert, {"id": rule_id, "object_type": object_type})
+
+    # WHEN migrated to head
+    upgrade(scratch_engine)
+
+    # THEN every rule names its object type in the plural, and each rewritten one moved its version on
+    with scratch_engine.connect() as connection:
+        rows = {row.id: f"{row.object_type}:{row.version}" for row in connection.execute(
+            text("SELECT id, object_type, version FROM automation_rules"))}
+    assert rows == {"R1": "contacts:4", "R2": "companies:4", "R3": "deals:4", "R4": "activities:4", "R5": "contacts:3"}
+
+    # AND a downgrade spells them as before
+    downgrade(scratch_engine, "0012")
+    with scratch_engine.connect() as connection:
+        assert set(connection.execute(text("SELECT object_type FROM automation_rules")).scalars()) == {
+            "contact", "company", "deal", "activity"}

@@ -105,6 +105,31 @@ def test_non_public_operations_document_auth_limit_and_server_problems(crm_app: 
             assert operation["security"] == []
 
 
+def test_every_operation_says_who_may_call_it_as_its_route_declares(crm_app: Any, document: dict[str, Any]) -> None:
+    # GIVEN every route and its declared permission (the one the auth middleware enforces)
+    seen = set()
+    for path, method, spec in _routes(crm_app):
+        operation = document["paths"][path][method.lower()]
+
+        # THEN its operation publishes that permission, and says it in words
+        assert operation["x-permission"] == spec.permission, f"{method} {path}"
+        assert operation["description"].startswith("Who may call:"), f"{method} {path}"
+        seen.add(spec.permission)
+    # AND operations of one permission share one wording, different from the others'
+    texts = {op["x-permission"]: op["description"] for _, _, op in _operations(document)}
+    assert set(texts) == seen and len(set(texts.values())) == len(texts)
+    assert "admin" in texts["admin"] and "API keys" in texts["read"]
+
+
+def test_automation_rules_and_runs_are_for_admins_only(document: dict[str, Any]) -> None:
+    # GIVEN the automations' operations (rules name webhook targets and job payloads)
+    operations = [(p, m, op) for p, m, op in _operations(document) if p.startswith("/v1/automations")]
+
+    # THEN every one of them, reads included, is for admins
+    assert len(operations) >= 11
+    assert {op["x-permission"] for _, _, op in operations} == {"admin"}
+
+
 def test_posts_with_a_body_document_body_problems(crm_app: Any, document: dict[str, Any]) -> None:
     # GIVEN every POST that takes a body
     posts = [(path, spec) for path, method, spec in _routes(crm_app) if method == "POST" and spec.request is not None]

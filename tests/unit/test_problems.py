@@ -188,3 +188,15 @@ def test_validation_failed_counts_the_fields() -> None:
     assert error.status == 422
     assert error.detail == "2 field(s) failed validation"
     assert {e["field"] for e in error.errors or []} == {"name", "other"}
+
+
+def test_validation_failed_says_what_is_wrong_when_one_field_is() -> None:
+    # GIVEN one failure, in a query
+    one = _validation_error({"nested": {"count": 1}})
+
+    # WHEN turned into the typed error
+    error = validation_failed(one, prefix=("query",))
+
+    # THEN its detail names the field and the message (where a client reads first), and the list has it too
+    (only,) = error.errors or []
+    assert only["field"] == "query.name" and error.detail == f"query.name: {only['message']}"
