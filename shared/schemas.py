@@ -1,13 +1,32 @@
 """Base pydantic schemas shared by every capability."""
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from shared.ids import ID_PATTERN, is_valid_id
 
 T = TypeVar("T")
 
 READ_ONLY_FIELDS = frozenset({"id", "workspace_id", "created_at", "updated_at", "archived_at", "version"})
+
+
+def _our_id(value: str) -> str:
+    if not is_valid_id(value):
+        raise PydanticCustomError("invalid_id", "must be an id of this API (26 characters of Crockford base32)")
+    return value
+
+
+# An id inside a request body (a reference, a batch input's target, a list of contacts): one that cannot be
+# ours is the client's mistake, a 422 naming the field — never a lookup (the database would match nothing).
+RecordId = Annotated[
+    str,
+    AfterValidator(_our_id),
+    WithJsonSchema({"type": "string", "pattern": ID_PATTERN, "minLength": 26, "maxLength": 26,
+                    "examples": ["01J9Z8Q4V6W2X3Y5Z7A9B1C3D5"]}),
+]
 
 
 class StrictModel(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field
 
 from layers.records.service import MAX_BATCH
-from shared.schemas import Page, StrictModel
+from shared.schemas import Page, RecordId, StrictModel
 
 LINKABLE = ("contacts", "companies", "deals")
 LinkableObject = Literal["contacts", "companies", "deals"]
@@ -61,18 +61,18 @@ class AssociationLink(BaseModel):
 
 class BatchCreateInput(StrictModel):
     from_object: LinkableObject
-    from_id: str = Field(min_length=1, max_length=26)
+    from_id: RecordId
     to_object: LinkableObject
-    to_id: str = Field(min_length=1, max_length=26)
+    to_id: RecordId
     label: Label = ""
     is_primary: bool = Field(False, strict=True)
 
 
 class BatchArchiveInput(StrictModel):
     from_object: LinkableObject
-    from_id: str = Field(min_length=1, max_length=26)
+    from_id: RecordId
     to_object: LinkableObject
-    to_id: str = Field(min_length=1, max_length=26)
+    to_id: RecordId
     label: Label | None = Field(None, description="Only this label (default: every label between the two)")
 
 

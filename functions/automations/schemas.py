@@ -7,14 +7,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from layers.records.search import FilterGroup
-from shared.schemas import Page, ReadModel, StrictModel
+from shared.schemas import Page, ReadModel, RecordId, StrictModel
 
 ObjectType = Literal["contact", "company", "deal", "activity"]
 TriggerType = Literal["record_created", "record_updated", "field_changed", "deal_stage_changed", "schedule"]
 RuleStatus = Literal["active", "paused"]
 RunStatus = Literal["succeeded", "failed", "loop_stopped", "skipped", "retrying"]
 StepStatus = Literal["ok", "failed", "skipped"]
-Id = Annotated[str, Field(min_length=1, max_length=26)]
+Id = RecordId
 HANDLER_PATTERN = r"^[a-z]+_[a-z_]+$"
 
 

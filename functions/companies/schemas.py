@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from shared.normalize import normalize_domain, normalize_tags
-from shared.schemas import ReadModel, StrictModel
+from shared.schemas import ReadModel, RecordId, StrictModel
 
 Domain = Annotated[str, Field(max_length=2048, description="Normalised: no scheme, www., port or path"),
                    AfterValidator(normalize_domain)]
@@ -19,7 +19,7 @@ class CompanyCreate(StrictModel):
     domain: Domain | None = None
     industry: str | None = Field(None, max_length=100)
     employee_count: int | None = Field(None, ge=0, le=10_000_000, strict=True)
-    owner_id: str | None = Field(None, max_length=26)
+    owner_id: RecordId | None = None
     tags: Tags = Field(default_factory=list)
     custom_fields: dict[str, Any] = Field(default_factory=dict, description="Values of the workspace's custom fields")
 
@@ -29,7 +29,7 @@ class CompanyUpdate(StrictModel):
     domain: Domain | None = None
     industry: str | None = Field(None, max_length=100)
     employee_count: int | None = Field(None, ge=0, le=10_000_000, strict=True)
-    owner_id: str | None = Field(None, max_length=26)
+    owner_id: RecordId | None = None
     tags: Tags | None = None
     custom_fields: dict[str, Any] | None = Field(None, description="Custom field values to set (null removes one)")
 

@@ -11,7 +11,7 @@ from functions.deals.rules import format_amount, parse_amount, parse_currency
 from functions.pipelines.schemas import Probability, StageKind
 from layers.records.routes import page_model_for
 from shared.normalize import normalize_tags
-from shared.schemas import Page, ReadModel, StrictModel
+from shared.schemas import Page, ReadModel, RecordId, StrictModel
 
 Amount = Annotated[
     Decimal,
@@ -27,7 +27,7 @@ Currency = Annotated[
                     "description": "ISO 4217 code (upper-cased); required when amount is set"}),
 ]
 Tags = Annotated[list[str], Field(max_length=50), AfterValidator(normalize_tags)]
-Id = Annotated[str, Field(min_length=1, max_length=26)]
+Id = RecordId
 # In id order, each once: the order reads answer, so writing the same contacts again is no change.
 ContactIds = Annotated[list[Id], Field(max_length=100, description="The deal's contacts (replaces the list)"),
                        AfterValidator(lambda ids: sorted(set(ids)))]

@@ -8,7 +8,7 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
 from functions.webhooks.rules import PATTERN
 from layers.records.search import FilterGroup
-from shared.schemas import Page, ReadModel, StrictModel
+from shared.schemas import Page, ReadModel, RecordId, StrictModel
 
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
 Trigger = Literal["event", "redeliver", "test", "automation"]
@@ -77,7 +77,7 @@ class WebhookPage(Page[WebhookRead]):
 
 
 class RedeliverRequest(StrictModel):
-    event_id: str = Field(min_length=1, max_length=26, description="Any event of the workspace's event log")
+    event_id: RecordId = Field(description="Any event of the workspace's event log")
 
 
 class AttemptRead(ReadModel):
