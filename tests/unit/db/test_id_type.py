@@ -14,7 +14,8 @@ from layers.db.base import UNMATCHABLE_ID, IdColumn, IdType, InvalidIdWrite, ref
 from shared.ids import is_valid_id, new_id
 from shared.schemas import RecordId, StrictModel
 
-NOT_IDS = ["é", "A" * 300, "\x00\x01", "01arz3ndektsv4rrffq69g5fav", "01ARZ3NDEKTSV4RRFFQ69G5FAV\n", "01ARZ3NDEKTSV4RRFFQ69G5FAI", 7, b"x"]
+NOT_IDS = ["é", "A" * 300, "\x00\x01", "01arz3ndektsv4rrffq69g5fav", "01ARZ3NDEKTSV4RRFFQ69G5FAV\n",
+           "01ARZ3NDEKTSV4RRFFQ69G5FAI", 7, b"x"]
 
 
 @pytest.mark.parametrize("value", NOT_IDS)
