@@ -38,6 +38,10 @@ class MalformedJson(BadRequest):
     slug, title = "malformed-json", "Malformed JSON body"
 
 
+class JsonTooDeep(MalformedJson):
+    slug, title = "json-too-deep", "JSON nested too deep"
+
+
 class Unauthorized(AppError):
     status, slug, title = 401, "unauthorized", "Authentication required"
 
