@@ -35,6 +35,18 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+def _without_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def Omittable(**kwargs: Any) -> Any:  # noqa: N802 - reads like Field at the call site
+    """A PATCH field that may be left out but not sent as null: its type admits no null, so the OpenAPI
+    document shows none and a null is a 422 "may be left out, but not null" (layers/http/problems.py).
+    Left out, it stays unset, so `model_dump(exclude_unset=True)` leaves it out; a list is cleared with [].
+    Use it where null has no meaning of its own; a field whose null clears a value stays `T | None`."""
+    return Field(None, json_schema_extra=_without_default, **kwargs)
+
+
 class ReadModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

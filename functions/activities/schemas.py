@@ -12,7 +12,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, computed_f
 from layers.records.routes import HistoryEntry
 from shared.clock import as_utc
 from shared.normalize import normalize_email
-from shared.schemas import Page, ReadModel, RecordId, StrictModel
+from shared.schemas import Omittable, Page, ReadModel, RecordId, StrictModel
 
 Kind = Literal["note", "task", "call", "meeting", "email"]
 Priority = Literal["low", "normal", "high"]
@@ -30,9 +30,9 @@ Text = Annotated[str, Field(max_length=60_000)]
 class ActivityLinks(StrictModel):
     """Records the activity is about. On update, each type named replaces that type's links ([] clears)."""
 
-    contacts: LinkIds | None = None
-    companies: LinkIds | None = None
-    deals: LinkIds | None = None
+    contacts: LinkIds = Omittable()
+    companies: LinkIds = Omittable()
+    deals: LinkIds = Omittable()
 
 
 class ActivityCreate(StrictModel):
@@ -61,7 +61,7 @@ class ActivityUpdate(StrictModel):
     subject: str | None = Field(None, min_length=1, max_length=255)
     body: Text | None = None
     owner_id: RecordId | None = None
-    links: ActivityLinks | None = None
+    links: ActivityLinks = Omittable()
     due_at: Instant | None = None
     priority: Priority | None = None
     completed_at: Instant | None = Field(None, description="Tasks: set to complete, null to reopen")

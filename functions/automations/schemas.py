@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from layers.records.search import FilterGroup
-from shared.schemas import Page, ReadModel, RecordId, StrictModel
+from shared.schemas import Omittable, Page, ReadModel, RecordId, StrictModel
 
 ObjectType = Literal["contact", "company", "deal", "activity"]
 TriggerType = Literal["record_created", "record_updated", "field_changed", "deal_stage_changed", "schedule"]
@@ -90,10 +90,10 @@ class AutomationCreate(StrictModel):
 class AutomationUpdate(StrictModel):
     """The object type of a rule is fixed (its conditions and actions are written for it)."""
 
-    name: str | None = Field(None, min_length=1, max_length=100)
-    trigger: Trigger | None = None
+    name: str = Omittable(min_length=1, max_length=100)
+    trigger: Trigger = Omittable()
     conditions: Conditions | None = None
-    actions: list[Action] | None = Field(None, min_length=1, max_length=10)
+    actions: list[Action] = Omittable(min_length=1, max_length=10)
 
 
 class AutomationRead(ReadModel):

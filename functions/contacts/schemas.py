@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from shared.normalize import normalize_email, normalize_phone, normalize_tags
-from shared.schemas import ReadModel, RecordId, StrictModel
+from shared.schemas import Omittable, ReadModel, RecordId, StrictModel
 
 LIFECYCLE_STAGES = ("subscriber", "lead", "qualified", "opportunity", "customer", "other")
 LifecycleStage = Literal["subscriber", "lead", "qualified", "opportunity", "customer", "other"]
@@ -45,8 +45,8 @@ class ContactUpdate(StrictModel):
     lifecycle_stage: LifecycleStage | None = None
     owner_id: RecordId | None = None
     company_id: RecordId | None = None
-    tags: Tags | None = None
-    custom_fields: dict[str, Any] | None = Field(None, description="Custom field values to set (null removes one)")
+    tags: Tags = Omittable(description="The full new list ([] clears it)")
+    custom_fields: dict[str, Any] = Omittable(description="Custom field values to set (null removes one)")
 
 
 class ContactRead(ReadModel):

@@ -8,7 +8,7 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
 from functions.webhooks.rules import PATTERN
 from layers.records.search import FilterGroup
-from shared.schemas import Page, ReadModel, RecordId, StrictModel
+from shared.schemas import Omittable, Page, ReadModel, RecordId, StrictModel
 
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
 Trigger = Literal["event", "redeliver", "test", "automation"]
@@ -45,11 +45,11 @@ class WebhookCreate(StrictModel):
 class WebhookUpdate(StrictModel):
     """Fields left out are kept; `filter: null` and `description: null` clear them."""
 
-    url: Url | None = None
-    event_types: EventPatterns | None = None
+    url: Url = Omittable()
+    event_types: EventPatterns = Omittable()
     filter: FilterGroups | None = None
     description: Description | None = None
-    active: bool | None = None
+    active: bool = Omittable()
 
 
 class WebhookRead(ReadModel):

@@ -1,6 +1,8 @@
 """Bad input is a 4xx problem, never a 5xx: JSON nested too deep, nulls, control characters, LIKE wildcards."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.support.api import Api
@@ -36,3 +38,92 @@ def test_a_body_nested_just_within_the_limit_is_validated_as_usual(api: Api) -> 
     # GIVEN a custom field value nested 60 levels (within the limit) WHEN created THEN an ordinary 422
     body = '{"first_name": "Ada", "custom_fields": {"x": ' + "[" * 60 + "]" * 60 + "}}"
     _problem(api.post("/v1/contacts", raw=body), 422)
+
+
+# ---- null for fields that have no null ----------------------------------------------------------------------
+def _records(api: Api) -> dict[str, str]:
+    contact = api.post("/v1/contacts", {"first_name": "Ada", "tags": ["vip"]}).json["id"]
+    company = api.post("/v1/companies", {"name": "Acme", "tags": ["vip"]}).json["id"]
+    deal = api.post("/v1/deals", {"name": "Renewal", "contact_ids": [contact], "tags": ["vip"]}).json["id"]
+    note = api.post("/v1/activities", {"kind": "note", "body": "hi", "links": {"contacts": [contact]}}).json["id"]
+    field = api.post("/v1/fields", {"object_type": "contacts", "key": "tier", "label": "Tier",
+                                    "type": "single_select", "options": ["Gold"]}).json["id"]
+    webhook = api.post("/v1/webhooks", {"url": "https://example.com/hook", "event_types": ["contact.created"],
+                                        "filter": [{"filters": [{"property": "first_name", "operator": "EQ",
+                                                                 "value": "Ada"}]}]}).json["id"]
+    rule = api.post("/v1/automations", {
+        "name": "Tag", "object_type": "contact", "trigger": {"type": "record_created"},
+        "conditions": {"filter_groups": [{"filters": [{"property": "first_name", "operator": "EQ", "value": "Ada"}]}]},
+        "actions": [{"type": "add_tag", "tag": "new"}]}).json["id"]
+    return {"contacts": f"/v1/contacts/{contact}", "companies": f"/v1/companies/{company}",
+            "deals": f"/v1/deals/{deal}", "activities": f"/v1/activities/{note}", "fields": f"/v1/fields/{field}",
+            "webhooks": f"/v1/webhooks/{webhook}", "automations": f"/v1/automations/{rule}"}
+
+
+REFUSED_NULLS = [
+    ("contacts", "tags"), ("contacts", "custom_fields"),
+    ("companies", "name"), ("companies", "tags"), ("companies", "custom_fields"),
+    ("deals", "name"), ("deals", "tags"), ("deals", "custom_fields"), ("deals", "contact_ids"),
+    ("deals", "pipeline_id"), ("deals", "stage_id"),
+    ("activities", "links"),
+    ("fields", "label"), ("fields", "options"), ("fields", "required"),
+    ("webhooks", "url"), ("webhooks", "event_types"), ("webhooks", "active"),
+    ("automations", "name"), ("automations", "trigger"), ("automations", "actions"),
+]
+
+
+def test_null_for_a_field_that_has_no_null_is_a_422_naming_it_and_changes_nothing(api: Api) -> None:
+    paths = _records(api)
+    for object_type, field in REFUSED_NULLS:
+        before = api.get(paths[object_type]).json
+        # WHEN a PATCH sends null for it
+        problem = _problem(api.patch(paths[object_type], {field: None}), 422)
+        # THEN the 422 names the field and says what is wrong; the record is as it was
+        assert problem["errors"] == [{"field": field, "message": "may be left out, but not null",
+                                      "code": "null_not_allowed"}], (object_type, field, problem)
+        assert api.get(paths[object_type]).json == before, (object_type, field)
+    problem = _problem(api.patch(paths["activities"], {"links": {"contacts": None}}), 422)
+    assert [e["field"] for e in problem["errors"]] == ["links.contacts"]
+
+
+def test_the_document_shows_no_null_where_null_is_refused() -> None:
+    import app
+    from layers.http.openapi import build_openapi
+
+    document = build_openapi(app.app)
+    for object_type, field in REFUSED_NULLS:
+        operation = document["paths"][_template(object_type)]["patch"]
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"][field]
+        assert "\"null\"" not in json.dumps(schema), (object_type, field, schema)
+        assert "default" not in schema, (object_type, field, schema)
+
+
+def _template(object_type: str) -> str:
+    return {"fields": "/v1/fields/{field_id}", "webhooks": "/v1/webhooks/{webhook_id}",
+            "automations": "/v1/automations/{automation_id}"}.get(object_type, f"/v1/{object_type}/{{record_id}}")
+
+
+def test_null_clears_where_the_document_says_it_does(api: Api) -> None:
+    paths = _records(api)
+    # GIVEN fields whose null means "none": a webhook's filter, a rule's conditions, a deal's primary contact
+    assert api.patch(paths["webhooks"], {"filter": None}).json["filter"] is None
+    assert api.patch(paths["automations"], {"conditions": None}).json["conditions"] is None
+    assert api.patch(paths["deals"], {"primary_contact_id": None}).json["primary_contact_id"] is None
+    # AND a list is cleared with []
+    assert api.patch(paths["contacts"], {"tags": []}).json["tags"] == []
+    assert api.patch(paths["deals"], {"contact_ids": []}).json["contact_ids"] == []
+
+
+def test_batch_inputs_with_null_lists_fail_alone(api: Api) -> None:
+    contact = api.post("/v1/contacts", {"first_name": "Ada", "tags": ["vip"]}).json["id"]
+    deal = api.post("/v1/deals", {"name": "Renewal"}).json["id"]
+    for path, inputs, field in [
+        ("/v1/contacts/batch/update", [{"id": contact, "tags": None}], "inputs.0.tags"),
+        ("/v1/deals/batch/update", [{"id": deal, "contact_ids": None}], "inputs.0.contact_ids"),
+    ]:
+        reply = api.post(path, {"inputs": inputs})
+        assert reply.status == 207, reply.json
+        (result,) = reply.json["results"]
+        assert result["status"] == 422 and result["problem"]["errors"][0]["field"] == field, result
+    assert api.get(f"/v1/contacts/{contact}").json["tags"] == ["vip"]
