@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -127,3 +128,35 @@ def test_batch_inputs_with_null_lists_fail_alone(api: Api) -> None:
         (result,) = reply.json["results"]
         assert result["status"] == 422 and result["problem"]["errors"][0]["field"] == field, result
     assert api.get(f"/v1/contacts/{contact}").json["tags"] == ["vip"]
+
+
+# ---- % and _ in searches are characters, not LIKE wildcards ------------------------------------------------
+LITERAL_TITLES = {"snake": "snake_case fan", "lookalike": "snakeXcase fan", "percent": "100% sure",
+                  "number": "1000 sure", "backslash": "back\\slash", "plain": "plain"}
+
+
+def _titles_found(api: Api, body: dict[str, Any], names: dict[str, str]) -> set[str]:
+    reply = api.post("/v1/contacts/search", {**body, "limit": 200})
+    assert reply.status == 200, reply.json
+    return {names[row["id"]] for row in reply.json["data"]}
+
+
+def check_like_wildcards_are_literal(api: Api) -> None:
+    """On whichever database the app runs: `query` and CONTAINS_TOKEN match %, _ and \\ as themselves."""
+    made = api.post("/v1/contacts/batch/create", {"inputs": [
+        {"first_name": name, "job_title": title} for name, title in LITERAL_TITLES.items()]})
+    assert made.status == 200, made.json
+    names = {r["record"]["id"]: r["record"]["first_name"] for r in made.json["results"]}
+    for query, expected in [("snake_case", {"snake"}), ("_", {"snake"}), ("e_c", {"snake"}), ("%", {"percent"}),
+                            ("100%", {"percent"}), ("0%", {"percent"}), ("1000", {"number"}),
+                            ("snake", {"snake", "lookalike"})]:
+        assert _titles_found(api, {"query": query}, names) == expected, query
+    for token, expected in [("e_c", {"snake"}), ("_", {"snake"}), ("%", {"percent"}), ("0% s", {"percent"}),
+                            ("\\", {"backslash"}), ("k\\s", {"backslash"}), ("snake*fan", {"snake", "lookalike"})]:
+        found = _titles_found(api, {"filter_groups": [{"filters": [
+            {"property": "job_title", "operator": "CONTAINS_TOKEN", "value": token}]}]}, names)
+        assert found == expected, token
+
+
+def test_like_wildcards_in_searches_are_literal_characters(api: Api) -> None:
+    check_like_wildcards_are_literal(api)
