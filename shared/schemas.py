@@ -1,9 +1,10 @@
 """Base pydantic schemas shared by every capability."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, TypeVar
+import re
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
 from shared.ids import ID_PATTERN, is_valid_id
@@ -29,10 +30,57 @@ RecordId = Annotated[
 ]
 
 
+# C0 control characters but tab, newline and carriage return; and lone surrogates (a JSON "\ud800" parses into
+# one; UTF-8, so the database, cannot hold it). No text a person types contains them; NUL truncates text in
+# C libraries, terminals and CSV readers downstream.
+_UNWANTED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
 class StrictModel(BaseModel):
-    """Request bodies: unknown fields are an error, never silently dropped."""
+    """Request bodies and queries: unknown fields are an error, never silently dropped; text is plain text.
+
+    Every field of every input model — nested models, lists and dict keys and values (custom field values)
+    included — is checked once here for control characters: a 422 naming the field."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Fields holding raw JSON that another model validates later, one part at a time (batch inputs: a bad
+    # input fails alone).
+    unvalidated_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plain_text_only(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name in cls.unvalidated_fields:
+            return value
+        where = _unwanted_character_at(value, ())
+        if where is not None:  # field_errors (layers/http/problems.py) adds `path` to the field's name
+            raise PydanticCustomError(
+                "control_character",
+                "must not contain control characters (but tab, newline and carriage return) or unpaired surrogates",
+                {"path": ".".join(map(str, where))})
+        return value
+
+
+def _unwanted_character_at(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    """Where inside `value` a string holds an unwanted character, or None."""
+    if isinstance(value, str):
+        return path if _UNWANTED.search(value) else None
+    if isinstance(value, StrictModel):
+        return None  # checked by its own validator
+    if isinstance(value, BaseModel):
+        value = value.__dict__
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unwanted_character_at(key, path + (str(key),)) if isinstance(key, str) else None
+            found = found or _unwanted_character_at(item, path + (str(key),))
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple | set | frozenset):
+        for index, item in enumerate(value):
+            found = _unwanted_character_at(item, path + (index,))
+            if found is not None:
+                return found
+    return None
 
 
 def _without_default(schema: dict[str, Any]) -> None:

@@ -33,8 +33,10 @@ def problem_response(error: AppError, request_id: str) -> Response:
 
 def field_errors(exc: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
     errors = []
-    for item in exc.errors(include_url=False, include_context=False):
-        location = ".".join(str(part) for part in prefix + tuple(item["loc"])) or "body"
+    for item in exc.errors(include_url=False):
+        inside = (item.get("ctx") or {}).get("path")  # where inside the field (StrictModel's text check)
+        location = ".".join(str(part) for part in prefix + tuple(item["loc"]) + ((inside,) if inside else ()))
+        location = location or "body"
         code = item["type"]
         message = "unknown field" if code == "extra_forbidden" else item["msg"]
         if item.get("input", ...) is None and code != "missing":

@@ -160,3 +160,46 @@ def check_like_wildcards_are_literal(api: Api) -> None:
 
 def test_like_wildcards_in_searches_are_literal_characters(api: Api) -> None:
     check_like_wildcards_are_literal(api)
+
+
+# ---- control characters -------------------------------------------------------------------------------------
+# (\x0b, \x0c and \x1c-\x1f are whitespace to Python: at the ends of a value they are trimmed like spaces, and
+# tags collapse them into one space; everywhere else they are refused like the others.)
+@pytest.mark.parametrize("bad", ["\x00", "\x01", "\x1b[31m", "\x08", "\ud800"])
+def test_text_with_control_characters_is_a_422_naming_the_field(api: Api, bad: str) -> None:
+    api.post("/v1/fields", {"object_type": "contacts", "key": "notes", "label": "Notes", "type": "long_text"})
+    contact = api.post("/v1/contacts", {"first_name": "Ada"}).json["id"]
+    for method, path, body, field in [
+        ("POST", "/v1/contacts", {"first_name": f"A{bad}da"}, "first_name"),
+        ("PATCH", f"/v1/contacts/{contact}", {"tags": ["ok", f"x{bad}y"]}, "tags.1"),
+        ("PATCH", f"/v1/contacts/{contact}", {"custom_fields": {"notes": f"line{bad}"}}, "custom_fields.notes"),
+        ("POST", "/v1/companies", {"name": f"Acme{bad}"}, "name"),
+        ("POST", "/v1/deals", {"name": "Renewal", "lost_reason": f"{bad}"}, "lost_reason"),
+        ("POST", "/v1/activities", {"kind": "note", "body": f"hi{bad}"}, "body"),
+        ("POST", "/v1/contacts/search", {"query": f"ada{bad}"}, "query"),
+    ]:
+        # WHEN a text value holds one
+        problem = _problem(api.request(method, path, body), 422)
+        # THEN the 422 names the field
+        fields = {e["field"]: e for e in problem["errors"]}
+        assert field in fields, (path, problem)
+        # (pydantic itself refuses a lone surrogate where the type is str)
+        assert fields[field]["code"] in ("control_character", "string_unicode"), fields[field]
+    # AND nothing was written
+    assert [c["id"] for c in api.get("/v1/contacts").json["data"]] == [contact]
+    assert api.get(f"/v1/contacts/{contact}").json["tags"] == []
+
+
+def test_tabs_newlines_and_carriage_returns_are_text(api: Api) -> None:
+    api.post("/v1/fields", {"object_type": "contacts", "key": "notes", "label": "Notes", "type": "long_text"})
+    reply = api.post("/v1/contacts", {"first_name": "Ada", "custom_fields": {"notes": "one\ttwo\r\nthree"}})
+    assert reply.status == 201, reply.json
+    assert reply.json["custom_fields"]["notes"] == "one\ttwo\r\nthree"
+
+
+def test_a_batch_input_with_a_control_character_fails_alone(api: Api) -> None:
+    reply = api.post("/v1/contacts/batch/create", {"inputs": [{"first_name": "A\x00"}, {"first_name": "Bea"}]})
+    assert reply.status == 207, reply.json
+    failed, made = reply.json["results"]
+    assert failed["status"] == 422 and failed["problem"]["errors"][0]["field"] == "inputs.0.first_name"
+    assert made["status"] == 201
