@@ -87,6 +87,7 @@ for capability, blueprint in (
 wsgi = ChaliceWSGIAdapter(
     app,
     max_body_bytes=settings.max_body_bytes,
+    max_header_bytes=settings.max_header_bytes,
     trusted_proxy_hops=settings.trusted_proxy_hops,
     access_log=settings.access_log,
 )

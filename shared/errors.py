@@ -103,6 +103,10 @@ class PayloadTooLarge(AppError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
 
+class HeadersTooLarge(AppError):
+    status, slug, title = 431, "headers-too-large", "Request headers too large"
+
+
 class UnsupportedMediaType(AppError):
     status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
 

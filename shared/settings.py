@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(14 * 24 * 3600, alias="SESSION_TTL_SECONDS")
     idempotency_ttl_seconds: int = Field(24 * 3600, alias="IDEMPOTENCY_TTL_SECONDS")
     max_body_bytes: int = Field(1024 * 1024, alias="MAX_BODY_BYTES")
+    max_header_bytes: int = Field(16 * 1024, alias="MAX_HEADER_BYTES", gt=0)  # all request headers together
     trusted_proxy_hops: int = Field(1, alias="TRUSTED_PROXY_HOPS")
     cursor_secret: str = Field("local-cursor-secret", alias="CURSOR_SECRET")
 
