@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
@@ -87,6 +87,7 @@ class AssociationBatchArchive(StrictModel):
 class AssociationBatchRequest(StrictModel):
     # Any JSON value per input: a bad input fails on its own, like the records' batches.
     inputs: list[Any] = Field(min_length=1, max_length=MAX_BATCH)
+    unvalidated_fields: ClassVar[frozenset[str]] = frozenset({"inputs"})  # each input by its own schema
 
 
 class AssociationBatchResult(BaseModel):

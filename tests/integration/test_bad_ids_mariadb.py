@@ -119,12 +119,15 @@ def test_batch_inputs_with_ids_that_cannot_be_ours_fail_alone_with_422(api: Api,
 
 def test_ids_in_queries_and_filters_that_cannot_be_ours_find_nothing(api: Api) -> None:
     call(api, "POST", "/v1/contacts", {"first_name": "Ada"})
-    for bad in BAD_BODY_IDS.values():
+    for kind, bad in BAD_BODY_IDS.items():
         # WHEN a search filters an id property on it THEN nothing matches (a filter is a question, not a reference)
         for operator, key in (("EQ", "value"), ("IN", "values"), ("NOT_IN", "values")):
             value: Any = bad if key == "value" else [bad, new_id()]
             reply = call(api, "POST", "/v1/contacts/search", {"filter_groups": [{"filters": [
                 {"property": "company_id", "operator": operator, key: value}]}]})
+            if kind == "odd-bytes":  # control characters are no text at all: 422, like in any other value
+                _problem(reply, 422)
+                continue
             assert reply.status == 200, reply.raw[:300]
             assert len(reply.json["data"]) == (1 if operator == "NOT_IN" else 0)
     for path in ("/v1/activities/tasks/mine?owner_id=%C3%A9", "/v1/activities/tasks/overdue?owner_id=%FF%00",
