@@ -121,20 +121,29 @@ class InvalidIdWrite(ValueError):
 _ID_KEYS: dict[Mapper[Any], tuple[str, ...]] = {}
 
 
-@event.listens_for(Base, "before_insert", propagate=True)
-@event.listens_for(Base, "before_update", propagate=True)
-def refuse_invalid_ids(mapper: Mapper[Any], connection: Any, target: Any) -> None:
-    """IdType binds a non-id as UNMATCHABLE_ID, which is right for a lookup and wrong for a write: an ORM
-    insert or update of one fails here, loudly, instead of storing an empty id."""
+def _id_keys(mapper: Mapper[Any]) -> tuple[str, ...]:
     keys = _ID_KEYS.get(mapper)
     if keys is None:
         keys = _ID_KEYS[mapper] = tuple(
             prop.key for prop in mapper.column_attrs if any(isinstance(c.type, IdType) for c in prop.columns))
-    loaded = inspect(target).dict  # only what is in memory: never a load in the middle of a flush
-    for key in keys:
-        value = loaded.get(key)
-        if value is not None and not is_valid_id(value):
-            raise InvalidIdWrite(f"{mapper.class_.__name__}.{key} = {value!r} is not an id")
+    return keys
+
+
+@event.listens_for(Base, "before_insert", propagate=True)
+@event.listens_for(Base, "before_update", propagate=True)
+def refuse_invalid_ids(mapper: Mapper[Any], connection: Any, target: Any) -> None:
+    """IdType binds a non-id as UNMATCHABLE_ID, which is right for a lookup and wrong for a write: an ORM
+    insert of one, or an update setting one, fails here, loudly, instead of storing an empty id."""
+    state = inspect(target)
+    inserting = state.key is None
+    for key in _id_keys(mapper):
+        if inserting:
+            values: Any = (state.dict.get(key),)  # only what is in memory: never a load in a flush
+        else:
+            values = state.attrs[key].history.added or ()  # what this update sets
+        for value in values:
+            if value is not None and not is_valid_id(value):
+                raise InvalidIdWrite(f"{mapper.class_.__name__}.{key} = {value!r} is not an id")
 
 
 class TenantMixin:
