@@ -33,6 +33,7 @@ from functions.workspaces.routes import bp as workspaces
 from functions.workspaces.service import Resolver
 from functions.workspaces.teams import teammates
 from layers.auth.verifier import get_verifier
+from layers.cache.ratelimit import FailureBudget
 from layers.http.adapter import ChaliceWSGIAdapter
 from layers.http.chalice_app import CrmChalice
 from layers.http.middleware import (
@@ -52,7 +53,9 @@ app = CrmChalice(app_name="crm", configure_logs=False)  # logs are ours: one JSO
 
 # Outermost first: errors wrap everything; auth before limits (limits are per credential).
 app.register_middleware(ErrorMiddleware(capture=sentry_sdk.capture_exception), "http")
-app.register_middleware(AuthMiddleware(app, Resolver(), get_verifier), "http")
+app.register_middleware(AuthMiddleware(app, Resolver(), get_verifier, FailureBudget(
+    budget=settings.auth_failure_limit, window_seconds=settings.auth_failure_window_seconds,
+    fallback_keys=settings.rate_limit_fallback_keys)), "http")
 app.register_middleware(RateLimitMiddleware(app, settings), "http")
 app.register_middleware(IdempotencyMiddleware(app), "http")
 app.register_middleware(ConditionalGetMiddleware(), "http")
@@ -88,6 +91,7 @@ for capability, blueprint in (
 wsgi = ChaliceWSGIAdapter(
     app,
     max_body_bytes=settings.max_body_bytes,
+    max_header_bytes=settings.max_header_bytes,
     trusted_proxy_hops=settings.trusted_proxy_hops,
     access_log=settings.access_log,
 )

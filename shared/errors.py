@@ -38,6 +38,10 @@ class MalformedJson(BadRequest):
     slug, title = "malformed-json", "Malformed JSON body"
 
 
+class JsonTooDeep(MalformedJson):
+    slug, title = "json-too-deep", "JSON nested too deep"
+
+
 class Unauthorized(AppError):
     status, slug, title = 401, "unauthorized", "Authentication required"
 
@@ -97,6 +101,10 @@ class PreconditionFailed(AppError):
 
 class PayloadTooLarge(AppError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class HeadersTooLarge(AppError):
+    status, slug, title = 431, "headers-too-large", "Request headers too large"
 
 
 class UnsupportedMediaType(AppError):

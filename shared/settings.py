@@ -35,11 +35,15 @@ class Settings(BaseSettings):
     rate_limit_workspace: int = Field(60_000, alias="RATE_LIMIT_WORKSPACE")
     rate_limit_credential: int = Field(30_000, alias="RATE_LIMIT_CREDENTIAL")
     rate_limit_fallback_keys: int = Field(10_000, alias="RATE_LIMIT_FALLBACK_KEYS")
+    # Failed authentications (401s) one client address may have per window before it is refused with 429.
+    auth_failure_limit: int = Field(20, alias="AUTH_FAILURE_LIMIT", ge=1)
+    auth_failure_window_seconds: int = Field(60, alias="AUTH_FAILURE_WINDOW_SECONDS", ge=1)
 
     cache_ttl_seconds: int = Field(300, alias="CACHE_TTL_SECONDS")
     session_ttl_seconds: int = Field(14 * 24 * 3600, alias="SESSION_TTL_SECONDS")
     idempotency_ttl_seconds: int = Field(24 * 3600, alias="IDEMPOTENCY_TTL_SECONDS")
     max_body_bytes: int = Field(1024 * 1024, alias="MAX_BODY_BYTES")
+    max_header_bytes: int = Field(16 * 1024, alias="MAX_HEADER_BYTES", gt=0)  # all request headers together
     trusted_proxy_hops: int = Field(1, alias="TRUSTED_PROXY_HOPS")
     cursor_secret: str = Field("local-cursor-secret", alias="CURSOR_SECRET")
 

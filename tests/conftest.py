@@ -26,6 +26,10 @@ os.environ["AWS_ACCESS_KEY_ID"] = "testing"
 os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 os.environ["WEBHOOK_ALLOWED_PRIVATE_CIDRS"] = '["127.0.0.0/8"]'  # local receivers; SSRF tests clear it
+# Every test request comes from one address, and the integration tier shares one Redis with other runs: the
+# app under test gets a failed-authentication budget no suite spends (tests/functional/test_auth_throttle.py
+# builds the same middleware with a small one).
+os.environ["AUTH_FAILURE_LIMIT"] = "1000000"
 
 from collections.abc import Iterator  # noqa: E402
 

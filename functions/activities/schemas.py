@@ -12,7 +12,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, computed_f
 from layers.records.routes import HistoryEntry
 from shared.clock import as_utc
 from shared.normalize import normalize_email
-from shared.schemas import Page, ReadModel, StrictModel
+from shared.schemas import Omittable, Page, ReadModel, RecordId, StrictModel
 
 Kind = Literal["note", "task", "call", "meeting", "email"]
 Priority = Literal["low", "normal", "high"]
@@ -23,23 +23,23 @@ MAX_LINKS = 50  # per linked type
 # A time must say its offset: a naive time would be a guess about the client's zone.
 Instant = Annotated[AwareDatetime, AfterValidator(as_utc)]
 Email = Annotated[str, Field(max_length=320), AfterValidator(normalize_email)]
-LinkIds = Annotated[list[Annotated[str, Field(min_length=1, max_length=26)]], Field(max_length=MAX_LINKS)]
+LinkIds = Annotated[list[RecordId], Field(max_length=MAX_LINKS)]
 Text = Annotated[str, Field(max_length=60_000)]
 
 
 class ActivityLinks(StrictModel):
     """Records the activity is about. On update, each type named replaces that type's links ([] clears)."""
 
-    contacts: LinkIds | None = None
-    companies: LinkIds | None = None
-    deals: LinkIds | None = None
+    contacts: LinkIds = Omittable()
+    companies: LinkIds = Omittable()
+    deals: LinkIds = Omittable()
 
 
 class ActivityCreate(StrictModel):
     kind: Kind
     subject: str | None = Field(None, min_length=1, max_length=255, description="Required for tasks")
     body: Text | None = Field(None, description="Required for notes")
-    owner_id: str | None = Field(None, max_length=26, description=(
+    owner_id: RecordId | None = Field(None, description=(
         "The author, or a task's assignee. Default: the caller when a person; a task created with an API key "
         "must name it"))
     links: ActivityLinks | None = None
@@ -60,8 +60,8 @@ class ActivityUpdate(StrictModel):
 
     subject: str | None = Field(None, min_length=1, max_length=255)
     body: Text | None = None
-    owner_id: str | None = Field(None, max_length=26)
-    links: ActivityLinks | None = None
+    owner_id: RecordId | None = None
+    links: ActivityLinks = Omittable()
     due_at: Instant | None = None
     priority: Priority | None = None
     completed_at: Instant | None = Field(None, description="Tasks: set to complete, null to reopen")

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
 from layers.records.service import MAX_BATCH
 from shared.objects import plural_object_type
-from shared.schemas import Page, StrictModel
+from shared.schemas import Page, RecordId, StrictModel
 
 LINKABLE = ("contacts", "companies", "deals")
 LinkableObject = Annotated[Literal["contacts", "companies", "deals"],
@@ -63,18 +63,18 @@ class AssociationLink(BaseModel):
 
 class BatchCreateInput(StrictModel):
     from_object: LinkableObject
-    from_id: str = Field(min_length=1, max_length=26)
+    from_id: RecordId
     to_object: LinkableObject
-    to_id: str = Field(min_length=1, max_length=26)
+    to_id: RecordId
     label: Label = ""
     is_primary: bool = Field(False, strict=True)
 
 
 class BatchArchiveInput(StrictModel):
     from_object: LinkableObject
-    from_id: str = Field(min_length=1, max_length=26)
+    from_id: RecordId
     to_object: LinkableObject
-    to_id: str = Field(min_length=1, max_length=26)
+    to_id: RecordId
     label: Label | None = Field(None, description="Only this label (default: every label between the two)")
 
 
@@ -89,6 +89,7 @@ class AssociationBatchArchive(StrictModel):
 class AssociationBatchRequest(StrictModel):
     # Any JSON value per input: a bad input fails on its own, like the records' batches.
     inputs: list[Any] = Field(min_length=1, max_length=MAX_BATCH)
+    unvalidated_fields: ClassVar[frozenset[str]] = frozenset({"inputs"})  # each input by its own schema
 
 
 class AssociationBatchResult(BaseModel):

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from layers.records.search import FilterGroup
 from shared.objects import plural_object_type
-from shared.schemas import Page, ReadModel, StrictModel
+from shared.schemas import Omittable, Page, ReadModel, RecordId, StrictModel
 
 ObjectType = Annotated[Literal["contacts", "companies", "deals", "activities"],
                       plural_object_type("contacts", "companies", "deals", "activities")]
@@ -16,7 +16,7 @@ TriggerType = Literal["record_created", "record_updated", "field_changed", "deal
 RuleStatus = Literal["active", "paused"]
 RunStatus = Literal["succeeded", "failed", "loop_stopped", "skipped", "retrying"]
 StepStatus = Literal["ok", "failed", "skipped"]
-Id = Annotated[str, Field(min_length=1, max_length=26)]
+Id = RecordId
 HANDLER_PATTERN = r"^[a-z]+_[a-z_]+$"
 
 
@@ -92,10 +92,10 @@ class AutomationCreate(StrictModel):
 class AutomationUpdate(StrictModel):
     """The object type of a rule is fixed (its conditions and actions are written for it)."""
 
-    name: str | None = Field(None, min_length=1, max_length=100)
-    trigger: Trigger | None = None
+    name: str = Omittable(min_length=1, max_length=100)
+    trigger: Trigger = Omittable()
     conditions: Conditions | None = None
-    actions: list[Action] | None = Field(None, min_length=1, max_length=10)
+    actions: list[Action] = Omittable(min_length=1, max_length=10)
 
 
 class AutomationRead(ReadModel):

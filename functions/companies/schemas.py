@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from shared.normalize import normalize_domain, normalize_tags
-from shared.schemas import ReadModel, StrictModel
+from shared.schemas import Omittable, ReadModel, RecordId, StrictModel
 
 Domain = Annotated[str, Field(max_length=2048, description="Normalised: no scheme, www., port or path"),
                    AfterValidator(normalize_domain)]
@@ -19,19 +19,19 @@ class CompanyCreate(StrictModel):
     domain: Domain | None = None
     industry: str | None = Field(None, max_length=100)
     employee_count: int | None = Field(None, ge=0, le=10_000_000, strict=True)
-    owner_id: str | None = Field(None, max_length=26)
+    owner_id: RecordId | None = None
     tags: Tags = Field(default_factory=list)
     custom_fields: dict[str, Any] = Field(default_factory=dict, description="Values of the workspace's custom fields")
 
 
 class CompanyUpdate(StrictModel):
-    name: str | None = Field(None, min_length=1, max_length=255)
+    name: str = Omittable(min_length=1, max_length=255)
     domain: Domain | None = None
     industry: str | None = Field(None, max_length=100)
     employee_count: int | None = Field(None, ge=0, le=10_000_000, strict=True)
-    owner_id: str | None = Field(None, max_length=26)
-    tags: Tags | None = None
-    custom_fields: dict[str, Any] | None = Field(None, description="Custom field values to set (null removes one)")
+    owner_id: RecordId | None = None
+    tags: Tags = Omittable(description="The full new list ([] clears it)")
+    custom_fields: dict[str, Any] = Omittable(description="Custom field values to set (null removes one)")
 
 
 class CompanyRead(ReadModel):

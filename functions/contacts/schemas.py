@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from shared.normalize import normalize_email, normalize_phone, normalize_tags
-from shared.schemas import ReadModel, StrictModel
+from shared.schemas import Omittable, ReadModel, RecordId, StrictModel
 
 LIFECYCLE_STAGES = ("subscriber", "lead", "qualified", "opportunity", "customer", "other")
 LifecycleStage = Literal["subscriber", "lead", "qualified", "opportunity", "customer", "other"]
@@ -24,8 +24,8 @@ class ContactCreate(StrictModel):
     phone: Phone | None = None
     job_title: str | None = Field(None, max_length=150)
     lifecycle_stage: LifecycleStage | None = None
-    owner_id: str | None = Field(None, max_length=26)
-    company_id: str | None = Field(None, max_length=26)
+    owner_id: RecordId | None = None
+    company_id: RecordId | None = None
     tags: Tags = Field(default_factory=list)
     custom_fields: dict[str, Any] = Field(default_factory=dict, description="Values of the workspace's custom fields")
 
@@ -43,10 +43,10 @@ class ContactUpdate(StrictModel):
     phone: Phone | None = None
     job_title: str | None = Field(None, max_length=150)
     lifecycle_stage: LifecycleStage | None = None
-    owner_id: str | None = Field(None, max_length=26)
-    company_id: str | None = Field(None, max_length=26)
-    tags: Tags | None = None
-    custom_fields: dict[str, Any] | None = Field(None, description="Custom field values to set (null removes one)")
+    owner_id: RecordId | None = None
+    company_id: RecordId | None = None
+    tags: Tags = Omittable(description="The full new list ([] clears it)")
+    custom_fields: dict[str, Any] = Omittable(description="Custom field values to set (null removes one)")
 
 
 class ContactRead(ReadModel):

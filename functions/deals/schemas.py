@@ -11,7 +11,7 @@ from functions.deals.rules import format_amount, parse_amount, parse_currency
 from functions.pipelines.schemas import Probability, StageKind
 from layers.records.routes import page_model_for
 from shared.normalize import normalize_tags
-from shared.schemas import Page, ReadModel, StrictModel
+from shared.schemas import Omittable, Page, ReadModel, RecordId, StrictModel
 
 Amount = Annotated[
     Decimal,
@@ -27,7 +27,7 @@ Currency = Annotated[
                     "description": "ISO 4217 code (upper-cased); required when amount is set"}),
 ]
 Tags = Annotated[list[str], Field(max_length=50), AfterValidator(normalize_tags)]
-Id = Annotated[str, Field(min_length=1, max_length=26)]
+Id = RecordId
 # In id order, each once: the order reads answer, so writing the same contacts again is no change.
 ContactIds = Annotated[list[Id], Field(max_length=100, description="The deal's contacts (replaces the list)"),
                        AfterValidator(lambda ids: sorted(set(ids)))]
@@ -51,19 +51,19 @@ class DealCreate(StrictModel):
 
 
 class DealUpdate(StrictModel):
-    name: str | None = Field(None, min_length=1, max_length=255)
+    name: str = Omittable(min_length=1, max_length=255)
     amount: Amount | None = None
     currency: Currency | None = None
-    pipeline_id: Id | None = Field(None, description="A pipeline change needs a stage_id of the new pipeline")
-    stage_id: Id | None = None
+    pipeline_id: Id = Omittable(description="A pipeline change needs a stage_id of the new pipeline")
+    stage_id: Id = Omittable()
     expected_close_date: date | None = None
     owner_id: Id | None = None
     company_id: Id | None = None
-    contact_ids: ContactIds | None = None
+    contact_ids: ContactIds = Omittable()
     primary_contact_id: Id | None = Field(None, description="null clears the primary contact")
     lost_reason: LostReason | None = Field(None, description="Only for a deal in (or moving to) a lost stage")
-    tags: Tags | None = None
-    custom_fields: dict[str, Any] | None = Field(None, description="Custom field values to set (null removes one)")
+    tags: Tags = Omittable(description="The full new list ([] clears it)")
+    custom_fields: dict[str, Any] = Omittable(description="Custom field values to set (null removes one)")
 
 
 class StageMove(StrictModel):

@@ -10,6 +10,7 @@ from functions.events.schemas import EventsQuery
 from layers.db.uow import UnitOfWork
 from layers.http.requests import page_json
 from layers.queue.outbox import OutboxEvent, event_body
+from layers.records.properties import LIKE_ESCAPE, escape_like
 from shared.context import Scope
 from shared.cursors import decode_cursor, encode_cursor
 from shared.errors import Forbidden, Gone, NotFound, ValidationFailed
@@ -75,7 +76,7 @@ def _types_condition(types: list[str]) -> ColumnElement[bool] | None:
         return None
     exact = [t for t in types if not t.endswith(".*")]
     prefixes = [t[:-1] for t in types if t.endswith(".*")]
-    conditions: list[ColumnElement[bool]] = [OutboxEvent.event_type.like(p.replace("_", r"\_") + "%", escape="\\")
+    conditions: list[ColumnElement[bool]] = [OutboxEvent.event_type.like(escape_like(p) + "%", escape=LIKE_ESCAPE)
                                              for p in prefixes]
     if exact:
         conditions.append(OutboxEvent.event_type.in_(exact))

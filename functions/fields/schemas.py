@@ -9,7 +9,7 @@ from pydantic import AfterValidator, Field, StrictBool
 from functions.fields.rules import MAX_OPTIONS, normalize_options
 from layers.records.custom import KEY_PATTERN, FieldType
 from shared.objects import plural_object_type
-from shared.schemas import Page, ReadModel, StrictModel
+from shared.schemas import Omittable, Page, ReadModel, StrictModel
 
 ObjectType = Annotated[Literal["contacts", "companies", "deals"], plural_object_type("contacts", "companies", "deals")]
 Key = Annotated[str, Field(pattern=KEY_PATTERN.pattern, description="Lower-case letters, digits and _; starts with "
@@ -34,13 +34,13 @@ class FieldCreate(StrictModel):
 class FieldUpdate(StrictModel):
     """object_type, key and type are accepted only unchanged (so a client may send back what it read)."""
 
-    object_type: ObjectType | None = None
-    key: Key | None = None
-    type: FieldType | None = None
-    label: Label | None = None
-    required: StrictBool | None = None
-    unique: StrictBool | None = None
-    options: Options | None = Field(None, description="The full new list: adding and reordering are always "
+    object_type: ObjectType = Omittable()
+    key: Key = Omittable()
+    type: FieldType = Omittable()
+    label: Label = Omittable()
+    required: StrictBool = Omittable()
+    unique: StrictBool = Omittable()
+    options: Options = Omittable(description="The full new list: adding and reordering are always "
                                                       "fine; removing an option some record uses answers 409")
     description: str | None = Field(None, max_length=500)
 

@@ -48,6 +48,7 @@ from shared.context import Scope, system_scope
 from shared.cursors import id_page, id_position
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.ids import new_id
+from shared.jsondepth import nests_deeper_than
 from shared.settings import get_settings
 
 RUN_JOB = "imports_run"
@@ -442,7 +443,7 @@ def parse_mapping(text: str | None) -> Mapping | None:
     if text is None:
         return None
     try:
-        value = json.loads(text)
+        value = None if nests_deeper_than(text) else json.loads(text)
     except ValueError:
         value = None
     if not isinstance(value, dict) or not all(isinstance(v, str | None) for v in value.values()):

@@ -7,15 +7,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from shared.objects import plural_object_type
-from shared.schemas import Actor, Page, StrictModel
+from shared.schemas import Actor, Page, RecordId, StrictModel
 
 MergeableObject = Annotated[Literal["contacts", "companies"], plural_object_type("contacts", "companies")]
 Choice = Literal["keep", "merge"]
 
 
 class MergeCreate(StrictModel):
-    keep_id: str = Field(min_length=1, max_length=26, description="The record that survives")
-    merge_id: str = Field(min_length=1, max_length=26, description="The record merged into it (archived after)")
+    keep_id: RecordId = Field(description="The record that survives")
+    merge_id: RecordId = Field(description="The record merged into it (archived after)")
     fields: dict[str, Choice] = Field(
         default_factory=dict,
         description='Per field, whose value the survivor gets: "keep" or "merge". Custom fields as '

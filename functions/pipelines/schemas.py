@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema, model_validator
 
 from functions.pipelines.rules import MAX_STAGES, parse_probability
-from shared.schemas import Page, ReadModel, StrictModel
+from shared.schemas import Page, ReadModel, RecordId, StrictModel
 
 StageKind = Literal["open", "won", "lost"]
 STAGE_KINDS: tuple[str, ...] = ("open", "won", "lost")
@@ -21,7 +21,7 @@ Probability = Annotated[
                     "description": "Win probability 0..1 as a decimal string, at most 4 places"}),
 ]
 StageName = Annotated[str, Field(min_length=1, max_length=100)]
-Id = Annotated[str, Field(min_length=1, max_length=26)]
+Id = RecordId
 
 
 class StageCreate(StrictModel):

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 from functions.webhooks.rules import PATTERN
 from layers.records.search import FilterGroup
 from shared.objects import event_type_hint
-from shared.schemas import Page, ReadModel, StrictModel
+from shared.schemas import Omittable, Page, ReadModel, RecordId, StrictModel
 
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
 Trigger = Literal["event", "redeliver", "test", "automation"]
@@ -49,11 +49,11 @@ class WebhookCreate(StrictModel):
 class WebhookUpdate(StrictModel):
     """Fields left out are kept; `filter: null` and `description: null` clear them."""
 
-    url: Url | None = None
-    event_types: EventPatterns | None = None
+    url: Url = Omittable()
+    event_types: EventPatterns = Omittable()
     filter: FilterGroups | None = None
     description: Description | None = None
-    active: bool | None = None
+    active: bool = Omittable()
 
 
 class WebhookRead(ReadModel):
@@ -81,7 +81,7 @@ class WebhookPage(Page[WebhookRead]):
 
 
 class RedeliverRequest(StrictModel):
-    event_id: str = Field(min_length=1, max_length=26, description="Any event of the workspace's event log")
+    event_id: RecordId = Field(description="Any event of the workspace's event log")
 
 
 class AttemptRead(ReadModel):

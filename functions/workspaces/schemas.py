@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import EmailStr, Field, StrictBool, StrictInt, field_validator, model_validator
 
-from shared.schemas import Page, ReadModel, StrictModel
+from shared.schemas import Page, ReadModel, RecordId, StrictModel
 
 Role = Literal["owner", "admin", "member", "viewer"]
 ApiScope = Literal["read", "write", "admin"]
@@ -118,7 +118,7 @@ class WorkspaceUpdate(StrictModel):
 
 # ---- teams --------------------------------------------------------------------------------------------
 TeamName = Annotated[str, Field(min_length=1, max_length=100)]
-UserId = Annotated[str, Field(min_length=1, max_length=26)]
+UserId = RecordId
 
 
 class TeamCreate(StrictModel):

@@ -1,5 +1,6 @@
-"""Fixed-window rate limits per workspace and per credential, in Redis; a bounded per-process
-limiter takes over while Redis is down so the API keeps serving."""
+"""Fixed-window rate limits per workspace and per credential, and a budget of failed authentications per
+client address, in Redis; a bounded per-process limiter takes over while Redis is down so the API keeps
+serving (and keeps limiting)."""
 from __future__ import annotations
 
 import threading
@@ -44,6 +45,10 @@ class LocalLimiter:
                 self._counts.popitem(last=False)
             return count
 
+    def get(self, window_key: str) -> int:
+        with self._lock:
+            return self._counts.get(window_key, 0)
+
 
 class RateLimiter:
     def __init__(self, *, window_seconds: int, fallback_keys: int) -> None:
@@ -71,3 +76,37 @@ class RateLimiter:
         # Report the limit nearest exhaustion, so RateLimit-Limit and -Remaining describe the same quota.
         binding, used = min(zip(limits, counts, strict=True), key=lambda pair: pair[0].limit - pair[1])
         return Decision(True, binding.limit, max(binding.limit - used, 0), reset)
+
+
+class FailureBudget:
+    """Failed authentications per client address, in fixed windows: once an address has spent `budget` in a
+    window, it is refused (429, Retry-After) until the window ends — before any credential it sends is
+    looked up, so guessing keys or tokens costs the guesser a window, not us a database query."""
+
+    def __init__(self, *, budget: int, window_seconds: int, fallback_keys: int) -> None:
+        self.budget = budget
+        self.window_seconds = window_seconds
+        self._local = LocalLimiter(fallback_keys)
+
+    def _window(self, client: str, now: float | None) -> tuple[str, int]:
+        now = time.time() if now is None else now
+        window = int(now // self.window_seconds)
+        return f"rl:authfail:{client}:{window}", int((window + 1) * self.window_seconds - now) or 1
+
+    def retry_after(self, client: str, now: float | None = None) -> int | None:
+        """Seconds until `client` may authenticate again; None while it has budget left."""
+        key, reset = self._window(client, now)
+        count = guarded("ratelimit", lambda r: int(r.get(key) or 0), lambda: self._local.get(key))
+        return reset if count >= self.budget else None
+
+    def spend(self, client: str, now: float | None = None) -> None:
+        """Count one failed authentication of `client`."""
+        key, _ = self._window(client, now)
+
+        def in_redis(client_: redis.Redis) -> int:
+            pipe = client_.pipeline(transaction=False)
+            pipe.incr(key)
+            pipe.expire(key, self.window_seconds + 1)
+            return int(pipe.execute()[0])
+
+        guarded("ratelimit", in_redis, lambda: self._local.incr(key))

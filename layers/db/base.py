@@ -5,13 +5,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Numeric, String, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Numeric, String, TypeDecorator, event, inspect
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, declared_attr, mapped_column
 
 from shared.clock import as_utc, utcnow
-from shared.ids import new_id
+from shared.ids import ID_LENGTH, is_valid_id, new_id
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -68,8 +68,43 @@ class Money(TypeDecorator[Decimal]):
         return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
+# What an id that cannot be ours is bound as: plain ASCII, so MariaDB compares it with an ascii_bin column
+# without "Illegal mix of collations" (1267/1271), and equal to no id. It is the empty string because keyset
+# code already binds "" as "before every id" (`id > ''`), which must keep meaning that.
+UNMATCHABLE_ID = ""
+
+
+class IdType(TypeDecorator[str]):
+    """A public id column: CHAR(26) ascii_bin on MySQL/MariaDB, VARCHAR(26) elsewhere.
+
+    Every value bound to it — a path id, a filter, a body's reference, an IN list — goes through
+    `process_bind_param`, the one place that decides what may reach the database as an id: a value that
+    cannot be one of ours (shared/ids.py) becomes UNMATCHABLE_ID, so the query finds nothing and the route
+    answers its usual 404, whatever bytes the client sent."""
+
+    impl = String(ID_LENGTH)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.CHAR(ID_LENGTH, charset="ascii", collation="ascii_bin"))
+        return dialect.type_descriptor(String(ID_LENGTH))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None or value == UNMATCHABLE_ID or is_valid_id(value):
+            return value  # type: ignore[no-any-return]
+        return UNMATCHABLE_ID
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        return value  # type: ignore[no-any-return]
+
+    @property
+    def python_type(self) -> type[str]:
+        return str
+
+
 def IdColumn() -> Any:  # noqa: N802 - reads like a type at the call site
-    return String(26).with_variant(mysql.CHAR(26, charset="ascii", collation="ascii_bin"), "mysql", "mariadb")
+    return IdType()
 
 
 JSONType = JSON().with_variant(mysql.JSON(), "mysql", "mariadb")
@@ -77,6 +112,38 @@ JSONType = JSON().with_variant(mysql.JSON(), "mysql", "mariadb")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+class InvalidIdWrite(ValueError):
+    """Code tried to store something that is not an id in an id column (a bug: ids are ours, never a client's)."""
+
+
+_ID_KEYS: dict[Mapper[Any], tuple[str, ...]] = {}
+
+
+def _id_keys(mapper: Mapper[Any]) -> tuple[str, ...]:
+    keys = _ID_KEYS.get(mapper)
+    if keys is None:
+        keys = _ID_KEYS[mapper] = tuple(
+            prop.key for prop in mapper.column_attrs if any(isinstance(c.type, IdType) for c in prop.columns))
+    return keys
+
+
+@event.listens_for(Base, "before_insert", propagate=True)
+@event.listens_for(Base, "before_update", propagate=True)
+def refuse_invalid_ids(mapper: Mapper[Any], connection: Any, target: Any) -> None:
+    """IdType binds a non-id as UNMATCHABLE_ID, which is right for a lookup and wrong for a write: an ORM
+    insert of one, or an update setting one, fails here, loudly, instead of storing an empty id."""
+    state = inspect(target)
+    inserting = state.key is None
+    for key in _id_keys(mapper):
+        if inserting:
+            values: Any = (state.dict.get(key),)  # only what is in memory: never a load in a flush
+        else:
+            values = state.attrs[key].history.added or ()  # what this update sets
+        for value in values:
+            if value is not None and not is_valid_id(value):
+                raise InvalidIdWrite(f"{mapper.class_.__name__}.{key} = {value!r} is not an id")
 
 
 class TenantMixin:

@@ -2,7 +2,7 @@
 
 It matches the path (Chalice does no matching of its own), builds the REST v1 proxy event,
 calls the app and writes its answer. Gateway-level outcomes — unknown path (404, where Chalice
-would say 403), body too large (413) — are answered here as problem+json. Every answer carries
+would say 403), body too large (413), headers too large (431) — are answered here as problem+json. Every answer carries
 X-Request-Id and lands in one JSON log line and the request metrics.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from layers.http.problems import problem_body
 from layers.http.router import Router
 from layers.observability.logging import get_logger
 from layers.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from shared.errors import AppError, NotFound, PayloadTooLarge
+from shared.errors import AppError, HeadersTooLarge, NotFound, PayloadTooLarge
 from shared.ids import new_id
 
 StartResponse = Callable[..., Any]
@@ -28,18 +28,35 @@ _REASONS = {
     200: "OK", 201: "Created", 204: "No Content", 207: "Multi-Status", 304: "Not Modified", 400: "Bad Request",
     401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
     412: "Precondition Failed", 413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
-    429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable",
+    429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
 # A refused body is read and dropped up to this much (see _drain); beyond it the connection is closed.
 DRAIN_LIMIT_BYTES = 8 * 1024 * 1024
 
+
+def _header_bytes(environ: dict[str, Any]) -> int:
+    """The request headers' size as sent (`Name: value\r\n` each), from the WSGI environ."""
+    total = 0
+    for key, value in environ.items():
+        if key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            total += len(key) - (5 if key.startswith("HTTP_") else 0) + len(str(value)) + 4
+    return total
+
+
+def _content_length(environ: dict[str, Any]) -> int | None:
+    length = environ.get("CONTENT_LENGTH") or ""
+    return int(length) if length.isdigit() else None
+
 class ChaliceWSGIAdapter:
-    def __init__(self, app: Chalice, *, max_body_bytes: int, trusted_proxy_hops: int = 1, access_log: bool = True):
+    def __init__(self, app: Chalice, *, max_body_bytes: int, max_header_bytes: int = 16 * 1024,
+                 trusted_proxy_hops: int = 1, access_log: bool = True):
         self.app = app
         self.router = Router(list(app.routes))
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
         self.trusted_proxy_hops = trusted_proxy_hops
         self.access_log = access_log
         self.logger = get_logger()
@@ -55,6 +72,13 @@ class ChaliceWSGIAdapter:
         route = match.template if match else "<unmatched>"
         if match is None:
             status, headers, body = self._problem(NotFound(f"no route for {path}"), request_id)
+        elif (header_bytes := _header_bytes(environ)) > self.max_header_bytes:
+            # Whatever the server in front let through: the app holds every request to one bound (a 16 KB
+            # cookie or Authorization header is no credential, and headers are copied into the event twice).
+            self._drop_body(environ)
+            status, headers, body = self._problem(HeadersTooLarge(
+                f"the request headers take {header_bytes} bytes; at most {self.max_header_bytes} are read"),
+                request_id)
         else:
             try:
                 raw_body = self._read_body(environ)
@@ -126,6 +150,12 @@ class ChaliceWSGIAdapter:
             self._drain(stream, None)
             raise PayloadTooLarge(f"the body may be at most {self.max_body_bytes} bytes")
         return b"".join(chunks)
+
+    def _drop_body(self, environ: dict[str, Any]) -> None:
+        """Drain the body of a request refused before reading it (a GET without one is not waited on)."""
+        length = _content_length(environ)
+        if length is not None or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            self._drain(environ.get("wsgi.input"), length)
 
     def _drain(self, stream: Any, length: int | None) -> None:
         """Read (and drop) the rest of a refused body, up to a bound, so the 413 reaches a client that is

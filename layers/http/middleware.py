@@ -14,7 +14,7 @@ from chalice.app import Request, Response
 from layers.auth.firebase import FirebaseVerifier
 from layers.auth.principals import API_KEY_PREFIX, CredentialResolver, UserPrincipal
 from layers.cache import sessions
-from layers.cache.ratelimit import Limit, RateLimiter
+from layers.cache.ratelimit import FailureBudget, Limit, RateLimiter
 from layers.db.errors import service_unavailable
 from layers.http.context import InvocationContext
 from layers.http.endpoint import Endpoint, endpoint_of
@@ -97,17 +97,46 @@ class ErrorMiddleware:
         return response
 
 
-class AuthMiddleware:
-    """Bearer API key, Bearer Firebase ID token, or session cookie → Scope / UserPrincipal; then permission."""
+def client_address(request: Request) -> str:
+    """The client's IP as the adapter derived it (X-Forwarded-For, TRUSTED_PROXY_HOPS from the right)."""
+    return str(request.context.get("identity", {}).get("sourceIp") or "unknown")
 
-    def __init__(self, app: Chalice, resolver: CredentialResolver, verifier: Callable[[], FirebaseVerifier]) -> None:
+
+class AuthMiddleware:
+    """Bearer API key, Bearer Firebase ID token, or session cookie → Scope / UserPrincipal; then permission.
+
+    With a FailureBudget, an address that failed authentication too often (401s: unknown keys, bad tokens,
+    expired sessions, failed sign-ins) is refused with 429 until its window ends, before anything it sends
+    is looked up."""
+
+    def __init__(self, app: Chalice, resolver: CredentialResolver, verifier: Callable[[], FirebaseVerifier],
+                 failures: FailureBudget | None = None) -> None:
         self._app = app
         self._resolver = resolver
         self._verifier = verifier
+        self._failures = failures
 
     def __call__(self, request: Request, get_response: GetResponse) -> Response:
         spec = endpoint_for(self._app, request)
-        if spec is None or spec.permission == "public":
+        if spec is None or (spec.permission == "public" and request.method in ("GET", "HEAD")):
+            return get_response(request)
+        if self._failures is None:
+            return self._authenticated(request, spec, get_response)
+        client = client_address(request)
+        retry_after = self._failures.retry_after(client)
+        if retry_after is not None:
+            RATE_LIMITED.labels(limit="auth_failures").inc()
+            raise RateLimited(
+                f"too many failed authentications from this address: at most {self._failures.budget} per "
+                f"{self._failures.window_seconds} s", headers={"Retry-After": str(retry_after)})
+        try:
+            return self._authenticated(request, spec, get_response)
+        except Unauthorized:  # ours, or the handler's (a public sign-in whose token did not verify)
+            self._failures.spend(client)
+            raise
+
+    def _authenticated(self, request: Request, spec: Endpoint, get_response: GetResponse) -> Response:
+        if spec.permission == "public":
             return get_response(request)
         scope, user = self._authenticate(request, spec)
         if scope is not None:
@@ -230,8 +259,7 @@ class RateLimitMiddleware:
         if user is not None:
             return [Limit("credential", user.user_id, s.rate_limit_credential)]
         if spec.permission == "public" and request.method != "GET":
-            source_ip = request.context.get("identity", {}).get("sourceIp") or "unknown"
-            return [Limit("client", source_ip, s.rate_limit_credential)]
+            return [Limit("client", client_address(request), s.rate_limit_credential)]
         return []
 
 

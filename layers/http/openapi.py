@@ -6,8 +6,9 @@ A route's statuses come from two places, joined here once:
    - every request: 413 (the adapter's body limit), 415 (Chalice checks Content-Type on every route, with or
      without a body), 431 (the adapter's header limit), 500 (the error middleware);
    - every route that touches the database: 503 while it (or Redis, for sessions and idempotency) is unreachable;
-   - every authenticated route: 401, 403, 429 (rate limits); a workspace route also 400 (a person in several
-     workspaces must name one); a public write 429 too (the per-address limit and failed sign-ins);
+   - every authenticated route: 401, 403, 429 (rate limits, and an address's budget of failed authentications);
+     a workspace route also 400 (a person in several workspaces must name one); a public write 429 too (the
+     per-address limit and failed sign-ins);
    - every authenticated POST: Idempotency-Key's 400 (too long), 409 (first request still running), 422 (reused
      with another request) and 503 (no Redis to keep it);
    - a path parameter: 404 (no such record here, whatever the id looks like); query parameters: 422; a body:
@@ -48,7 +49,7 @@ _ERROR_TEXT = {
     413: "Body larger than the limit (1 MiB by default)",
     415: "Content-Type is not one this operation reads",
     422: "Validation failed: the fields at fault are listed",
-    429: "Rate limit exceeded; see Retry-After",
+    429: "Rate limit exceeded, or too many failed authentications from this address; see Retry-After",
     431: "Request headers too large",
     500: "Unexpected error (reported; no internals are exposed)",
     503: "A dependency (the database or Redis) is unavailable; retry after Retry-After",

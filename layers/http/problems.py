@@ -33,10 +33,15 @@ def problem_response(error: AppError, request_id: str) -> Response:
 
 def field_errors(exc: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
     errors = []
-    for item in exc.errors(include_url=False, include_input=False):
-        location = ".".join(str(part) for part in prefix + tuple(item["loc"])) or "body"
+    for item in exc.errors(include_url=False):
+        inside = (item.get("ctx") or {}).get("path")  # where inside the field (StrictModel's text check)
+        location = ".".join(str(part) for part in prefix + tuple(item["loc"]) + ((inside,) if inside else ()))
+        location = location or "body"
         code = item["type"]
         message = "unknown field" if code == "extra_forbidden" else item["msg"]
+        if item.get("input", ...) is None and code != "missing":
+            # A null where the type admits none (pydantic says "Input should be a valid list"): say what to do.
+            code, message = "null_not_allowed", "may be left out, but not null"
         errors.append({"field": location, "message": message, "code": code})
     return errors
 

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ValidationError
 
 from layers.http.problems import validation_failed
 from shared.context import Scope
-from shared.errors import MalformedJson, PreconditionFailed, Unauthorized, ValidationFailed
+from shared.errors import JsonTooDeep, MalformedJson, PreconditionFailed, Unauthorized, ValidationFailed
+from shared.jsondepth import MAX_JSON_DEPTH, nests_deeper_than
 from shared.schemas import READ_ONLY_FIELDS
 
 M = TypeVar("M", bound=BaseModel)
@@ -20,13 +21,18 @@ USER_ATTRIBUTE = "crm_user"
 
 
 def json_body(request: Request) -> Any:
+    """The one place a request's JSON body is parsed: too deep a text is a 400 before json.loads recurses."""
     raw = request.raw_body
     if not raw:
         raise MalformedJson("a JSON body is required")
+    if nests_deeper_than(raw):
+        raise JsonTooDeep(f"the body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep")
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedJson(f"the body is not valid JSON: {exc.__class__.__name__}") from None
+    except RecursionError:  # cannot happen below MAX_JSON_DEPTH; a 400 all the same if it ever does
+        raise JsonTooDeep("the body nests too deep") from None
 
 
 def validate(model: type[M], data: Any, *, prefix: tuple[str | int, ...] = ()) -> M:

@@ -160,8 +160,18 @@ def _not_date() -> str:
     raise ValueError
 
 
+LIKE_ESCAPE = "\\"
+
+
+def escape_like(text: str) -> str:
+    """`text` matched literally by LIKE ... ESCAPE LIKE_ESCAPE: its %, _ and escape character are not wildcards.
+    (SQLAlchemy renders the ESCAPE literal for the server's backslash mode, and binds the pattern as a value.)"""
+    return text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", LIKE_ESCAPE + "%").replace("_", LIKE_ESCAPE + "_")
+
+
 def _like_pattern(token: str) -> str:
-    escaped = token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    """CONTAINS_TOKEN's pattern: the token anywhere, or where it says `*` (its one documented wildcard)."""
+    escaped = escape_like(token)
     return escaped.replace("*", "%") if "*" in escaped else f"%{escaped}%"
 
 
@@ -194,7 +204,7 @@ def condition(spec: PropertySpec, column: Any, operator: str, values: list[Any])
         case "NOT_HAS_PROPERTY":
             return blank  # type: ignore[no-any-return]
         case "CONTAINS_TOKEN":
-            return column.like(_like_pattern(values[0]), escape="\\")  # type: ignore[no-any-return]
+            return column.like(_like_pattern(values[0]), escape=LIKE_ESCAPE)  # type: ignore[no-any-return]
     raise _fail("operator", f"unsupported operator {operator}")
 
 
@@ -216,22 +226,29 @@ def _tags_condition(column: Any, operator: str, values: list[Any]) -> ColumnElem
     raise _fail("operator", f"unsupported operator {operator}")
 
 
+def query_words(query: str) -> list[str]:
+    """The words of a full-text `query`: runs of letters and digits, with `%` and `_` kept as the literal
+    characters they are (`50%`, `snake_case`); other punctuation separates words."""
+    return "".join(ch if ch.isalnum() or ch in "%_" else " " for ch in query.lower()).split()
+
+
 def text_match(columns: list[Any], query: str, dialect: str) -> ColumnElement[bool] | None:
     """Full text over the object's text fields: every word must match (prefix match per word)."""
-    words = [w for w in "".join(ch if ch.isalnum() else " " for ch in query.lower()).split() if w]
+    words = query_words(query)
     if not words:
         return None
     if dialect in ("mysql", "mariadb"):
         from sqlalchemy.dialects.mysql import match
 
-        # InnoDB indexes words of 3+ characters; shorter ones fall back to LIKE.
-        long_words = [w for w in words if len(w) >= 3]
-        short_words = [w for w in words if len(w) < 3]
+        # InnoDB indexes words of 3+ letters and digits; shorter ones, and words with % or _ (which its parser
+        # would split or drop), fall back to LIKE, where they are matched literally.
+        long_words = [w for w in words if len(w) >= 3 and w.isalnum()]
+        short_words = [w for w in words if w not in long_words]
         parts: list[ColumnElement[bool]] = []
         if long_words:
             against = " ".join(f"+{w}*" for w in long_words)
             parts.append(match(*columns, against=against).in_boolean_mode())
         for word in short_words:
-            parts.append(or_(*(func.lower(c).like(_like_pattern(word), escape="\\") for c in columns)))
+            parts.append(or_(*(func.lower(c).like(_like_pattern(word), escape=LIKE_ESCAPE) for c in columns)))
         return and_(*parts)
-    return and_(*(or_(*(func.lower(c).like(_like_pattern(w), escape="\\") for c in columns)) for w in words))
+    return and_(*(or_(*(func.lower(c).like(_like_pattern(w), escape=LIKE_ESCAPE) for c in columns)) for w in words))

@@ -7,7 +7,7 @@ so auth, OpenAPI and the route inventory see them like any hand-written route.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 from chalice import Blueprint
 from chalice.app import Response
@@ -67,6 +67,7 @@ DUPLICATE_PARAM = QueryParam("allow_duplicate", {"type": "boolean", "default": F
 class BatchRequest(StrictModel):
     # Any JSON value per input: a non-object input fails on its own, like any other bad input.
     inputs: list[Any] = Field(min_length=1, max_length=MAX_BATCH)
+    unvalidated_fields: ClassVar[frozenset[str]] = frozenset({"inputs"})  # each input by the object's schema
 
 
 class HistoryEntry(BaseModel):

@@ -41,7 +41,7 @@ from shared.clock import isoformat, utcnow
 from shared.context import Scope
 from shared.cursors import decode_cursor_for, encode_cursor
 from shared.errors import AppError, Conflict, NotFound, UniqueConflict, ValidationFailed
-from shared.ids import new_id
+from shared.ids import is_valid_id, new_id
 from shared.settings import get_settings
 
 ReferenceCheck = Callable[[UnitOfWork, dict[str, Any]], None]
@@ -589,5 +589,9 @@ def _input_id(raw: Any, index: int) -> str:
     if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
         raise ValidationFailed("each input needs an `id`", errors=[
             {"field": f"inputs.{index}.id", "message": "required", "code": "missing"}])
+    if not is_valid_id(raw["id"]):  # like RecordId in a schema: a body's id that cannot be ours is the client's 422
+        raise ValidationFailed("`id` is not an id of this API", errors=[
+            {"field": f"inputs.{index}.id", "message": "must be an id of this API (26 characters of Crockford "
+             "base32)", "code": "invalid_id"}])
     return str(raw["id"])
 

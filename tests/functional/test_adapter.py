@@ -139,6 +139,36 @@ def test_chunked_body_under_the_limit_is_read_whole(api: Api) -> None:
 
 
 # ---- request ids --------------------------------------------------------------------------------------
+def test_headers_over_16_kib_are_431_before_the_app_runs(api: Api) -> None:
+    # GIVEN a write whose headers take more than 16 KiB together (no single one is big), with a body
+    headers = {**auth(api), **{f"X-Padding-{n}": "p" * 1000 for n in range(17)}}
+    env = environ("POST", "/v1/contacts", body=json.dumps({"first_name": "Ada"}).encode(), headers=headers)
+    # WHEN it is sent
+    status, response_headers, data = raw_call(checked_wsgi(composition.wsgi), env)
+    # THEN 431 problem+json, the body was read and dropped (the connection stays usable), nothing was created
+    assert status.startswith("431 Request Header Fields Too Large")
+    assert response_headers["Content-Type"] == "application/problem+json"
+    assert json.loads(data)["type"] == "urn:crm:problem:headers-too-large"
+    assert env["wsgi.input"].read() == b""
+    assert contact_count(api) == 0
+
+
+def test_one_huge_header_is_431_too_and_headers_just_under_the_limit_reach_the_app(api: Api) -> None:
+    # GIVEN a 20 KB cookie WHEN a GET carries it THEN 431 (before any credential lookup)
+    env = environ("GET", "/v1/contacts", headers={"Cookie": "crm_session=" + "c" * 20_000})
+    assert raw_call(checked_wsgi(composition.wsgi), env)[0].startswith("431")
+    # GIVEN headers of about 15 KB WHEN sent THEN the app answers as usual
+    response = client().get("/v1/contacts", headers={**auth(api), "X-Padding": "p" * 15_000})
+    assert response.status_code == 200, response.data
+
+
+def test_the_header_limit_is_a_setting() -> None:
+    small = ChaliceWSGIAdapter(composition.app, max_body_bytes=MIB, max_header_bytes=100)
+    status, _, _ = raw_call(small, environ("GET", "/health", headers={"X-Padding": "p" * 100}))
+    assert status.startswith("431")
+    assert raw_call(small, environ("GET", "/health"))[0].startswith("200")
+
+
 def test_request_id_comes_from_the_alb_trace_header(api: Api) -> None:
     # GIVEN an ALB trace header
     trace = {"X-Amzn-Trace-Id": "Root=1-abc-def;Sampled=1"}

@@ -20,6 +20,7 @@ from layers.queue.outbox import OutboxEvent
 from layers.queue.sqs import Queues
 from layers.runtime.worker import Worker
 from tests.support.api import Api, Reply
+from tests.support.ids import label_of
 from tests.support.jobs_app import JobsApp
 
 Toggle = Callable[[], None]
@@ -106,8 +107,8 @@ def _send(queues: Queues, handler: str, payload: dict[str, str]) -> None:
 
 def _events(workspace_id: str) -> list[str]:
     with UnitOfWork(unscoped=True) as uow:
-        return list(uow.session.scalars(select(OutboxEvent.record_id).where(
-            OutboxEvent.workspace_id == workspace_id, OutboxEvent.event_type == "test.done")))
+        return [label_of(record_id) for record_id in uow.session.scalars(select(OutboxEvent.record_id).where(
+            OutboxEvent.workspace_id == workspace_id, OutboxEvent.event_type == "test.done"))]
 
 
 def _depth(url: str) -> int:

@@ -22,6 +22,7 @@ from shared.clock import isoformat, utcnow
 from shared.context import system_scope
 from shared.ids import new_id
 from tests.support.api import Api
+from tests.support.ids import label_of, named_id
 from tests.support.jobs_app import JobsApp, every_event_to
 
 
@@ -244,13 +245,13 @@ def test_a_backlog_of_bulk_events_does_not_hold_back_a_job_or_another_workspace(
     Relay(lambda messages: None).drain()
     with UnitOfWork(system_scope(api.workspace_id)) as uow:
         for n in range(12):
-            uow.session.add(_event(api.workspace_id, f"bulk-{n}", lane=BULK))
+            uow.session.add(_event(api.workspace_id, named_id(f"bulk-{n}"), lane=BULK))
         uow.commit()
     with UnitOfWork(system_scope(api.workspace_id)) as uow:
         enqueue(uow, "exports_run", {"key": "user"})
         uow.commit()
     with UnitOfWork(system_scope(other_api.workspace_id)) as uow:
-        uow.session.add(_event(other_api.workspace_id, "other"))
+        uow.session.add(_event(other_api.workspace_id, named_id("other")))
         uow.commit()
     published: list[Outgoing] = []
     relay = Relay(published.extend, batch_size=4, consumers=every_event_to("test_consume_event"))
@@ -261,13 +262,13 @@ def test_a_backlog_of_bulk_events_does_not_hold_back_a_job_or_another_workspace(
     # THEN the job went first, the other workspace's event went too, and the backlog's first events in order
     bodies = [json.loads(m.body) for m in published]
     assert bodies[0]["handler"] == "exports_run"
-    records = [b["payload"]["record_id"] for b in bodies[1:]]
+    records = [label_of(b["payload"]["record_id"]) for b in bodies[1:]]
     assert "other" in records
     backlog = [r for r in records if r.startswith("bulk-")]
     assert backlog == [f"bulk-{n}" for n in range(len(backlog))] and 0 < len(backlog) < 12
     assert relay.drain() > 0
     logged = _events_of(api)
-    assert [e["record_id"] for e in logged] == [f"bulk-{n}" for n in range(12)]
+    assert [label_of(e["record_id"]) for e in logged] == [f"bulk-{n}" for n in range(12)]
     assert [e["sequence"] for e in logged] == list(range(logged[0]["sequence"], logged[0]["sequence"] + 12))
 
 

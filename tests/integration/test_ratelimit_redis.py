@@ -10,6 +10,7 @@ import redis
 from layers.cache.ratelimit import Limit, RateLimiter
 from shared.ids import new_id
 from shared.settings import get_settings
+from tests.functional.test_auth_throttle import BUDGET, WINDOW_SECONDS, probe_app
 from tests.support.api import Api
 
 
@@ -71,3 +72,19 @@ def test_limiters_in_two_processes_share_one_count_through_redis(real_redis: red
     assert second.hit(limits, now=now + 60).allowed
     for key in real_redis.scan_iter(match=f"rl:workspace:{workspace}:*"):
         assert 0 < real_redis.ttl(key) <= 61
+
+
+def test_failed_authentications_are_budgeted_in_redis_across_processes(api: Api, real_redis: redis.Redis) -> None:
+    # GIVEN two app processes (each its own per-process fallback) and an address no other run uses
+    first, second = probe_app(), probe_app()
+    address = f"2001:db8::{new_id()[-4:].lower()}"
+    # WHEN the address spends its budget of failures across both
+    for n in range(BUDGET):
+        assert (first if n % 2 else second).call(address, key="crm_not-a-key")[0] == 401
+    # THEN both refuse it, even with a valid key, and Redis holds the count with the window's TTL
+    assert first.call(address, key=api.api_key)[0] == 429
+    assert second.call(address, key=api.api_key)[0] == 429
+    [(count, ttl)] = _counters(real_redis, f"rl:authfail:{address}:*").values()
+    assert count == BUDGET and 0 < ttl <= WINDOW_SECONDS + 1
+    for key in real_redis.scan_iter(match=f"rl:authfail:{address}:*"):
+        real_redis.delete(key)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from shared.ids import new_id
+from tests.functional.test_bad_input import check_like_wildcards_are_literal
 from tests.support.api import Api
 
 PEOPLE = [
@@ -275,3 +276,8 @@ def test_keyset_pages_with_query_and_filters_on_mariadb(api: Api) -> None:
     seen = [row["id"] for row in rows]
     assert pages == 5 and len(seen) == 30 == len(set(seen))
     assert set(seen) == expected
+
+
+def test_like_wildcards_in_searches_are_literal_characters_on_mariadb(api: Api) -> None:
+    # `query` (FULLTEXT for plain words, LIKE for short ones and those with % or _) and CONTAINS_TOKEN
+    check_like_wildcards_are_literal(api)

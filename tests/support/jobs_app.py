@@ -18,6 +18,7 @@ from layers.queue.lanes import current_lane
 from layers.queue.outbox import emit
 from layers.queue.relay import Consumers
 from shared.context import system_scope
+from tests.support.ids import named_id
 
 
 def every_event_to(consumer: str) -> Consumers:
@@ -64,7 +65,8 @@ class JobsApp:
                 assert work.workspace_id
                 with UnitOfWork(system_scope(work.workspace_id, source="worker")) as uow:
                     if first_time(uow, f"test_emit_once:{work.key}"):
-                        emit(uow, event_type="test.done", object_type="tests", record_id=work.key, data={})
+                        emit(uow, event_type="test.done", object_type="tests", record_id=named_id(work.key),
+                             data={})
                     uow.commit()
 
         @self.app.on_sqs_message(queue="crm-jobs", name="test_consume_event")

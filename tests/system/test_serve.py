@@ -219,6 +219,20 @@ def test_a_body_over_one_mebibyte_is_refused_with_413(server: Server, auth: dict
     assert just_fits.status_code == 201
 
 
+def test_headers_over_16_kib_reach_the_app_and_are_refused_with_431(server: Server, auth: dict[str, str]) -> None:
+    # GIVEN granian, which reads far more header bytes than that: the app itself answers, as problem+json
+    padding = {f"X-Padding-{n}": "p" * 1000 for n in range(20)}
+    with server.client(headers={**auth, "Content-Type": "application/json"}) as client:
+        before = client.get("/v1/contacts?limit=200").json()["data"]
+        refused = client.post("/v1/contacts", content=b'{"first_name": "Padded"}', headers=padding)
+        # ... on a connection that stays usable, and nothing was created
+        after = client.get("/v1/contacts?limit=200")
+    assert refused.status_code == 431, refused.text
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert refused.json()["type"] == "urn:crm:problem:headers-too-large"
+    assert after.status_code == 200 and after.json()["data"] == before
+
+
 def test_request_id_is_generated_or_taken_from_the_trace_header(server: Server) -> None:
     with server.client() as client:
         generated = client.get("/health")

@@ -83,3 +83,12 @@ def test_a_row_becomes_an_input_with_typed_cells_and_blank_cells_left_out() -> N
     assert given.errors == []
     bad = rules.row_input(["N", "V"], ["Acme", "maybe", "extra"], {"N": "name", "V": "custom_fields.vip"}, kinds)
     assert [e["code"] for e in bad.errors] == ["columns", "type"]
+
+
+def test_a_preview_mapping_nested_too_deep_is_a_422_not_a_recursion() -> None:
+    from functions.imports.service import parse_mapping
+
+    # GIVEN the `mapping` query parameter as 50,000 open arrays WHEN read THEN it is refused like any non-object
+    with pytest.raises(ValidationFailed):
+        parse_mapping("[" * 50_000)
+    assert parse_mapping('{"E-mail": "email", "Notes": null}') == {"E-mail": "email", "Notes": None}

@@ -397,6 +397,19 @@ def test_public_writes_document_429(document: dict[str, Any]) -> None:
     assert 429 in _problem_statuses(document["paths"]["/v1/sessions"]["post"])
 
 
+def test_every_way_bad_input_is_refused_is_documented(document: dict[str, Any]) -> None:
+    # GIVEN every operation WHEN its problems are read THEN each answer bad input can get is there:
+    for path, method, operation in _operations(document):
+        statuses = _problem_statuses(operation)
+        parameters = {p.get("in") for p in operation.get("parameters", [])}
+        if "requestBody" in operation:  # JSON nested too deep (400), invalid or null or control characters (422)
+            assert {400, 422} <= statuses, f"{method} {path}"
+        if "query" in parameters:  # a query value that is not valid text or not valid for the parameter
+            assert 422 in statuses, f"{method} {path}"
+        if operation.get("security") != [] or method != "get":  # an address past its failed-auth budget
+            assert 429 in statuses and "Retry-After" in operation["responses"]["429"]["headers"], f"{method} {path}"
+
+
 def test_if_match_is_documented_wherever_412_is(document: dict[str, Any]) -> None:
     for path, method, operation in _operations(document):
         has_header = "If-Match" in {p.get("name") for p in operation.get("parameters", [])}

@@ -11,7 +11,7 @@ import redis
 from prometheus_client import REGISTRY
 
 from layers.cache.client import make_client, use_redis
-from layers.cache.ratelimit import Limit, LocalLimiter, RateLimiter
+from layers.cache.ratelimit import FailureBudget, Limit, LocalLimiter, RateLimiter
 
 WINDOW = 60
 T0 = 1_800_000_000.0  # the start of a window (divisible by 60)
@@ -221,3 +221,28 @@ def test_local_limiter_keeps_recently_used_keys() -> None:
     # THEN the least recently used key ("new") is the one dropped
     assert limiter.incr("old") == 3
     assert limiter.incr("new") == 1
+
+
+# ---- failed authentications per client address ---------------------------------------------------------------
+def test_a_failure_budget_refuses_once_spent_until_its_window_ends(redis_client: fakeredis.FakeRedis) -> None:
+    budget = FailureBudget(budget=2, window_seconds=WINDOW, fallback_keys=100)
+    # GIVEN an address within its budget THEN it is not refused
+    assert budget.retry_after("203.0.113.9", now=T0) is None
+    budget.spend("203.0.113.9", now=T0 + 1)
+    assert budget.retry_after("203.0.113.9", now=T0 + 2) is None
+    # WHEN it spends the rest THEN it is refused for what is left of the window; others are not
+    budget.spend("203.0.113.9", now=T0 + 3)
+    assert budget.retry_after("203.0.113.9", now=T0 + 45.5) == 14
+    assert budget.retry_after("198.51.100.7", now=T0 + 45.5) is None
+    # AND the next window starts afresh; the counter expires with its window
+    assert budget.retry_after("203.0.113.9", now=T0 + WINDOW) is None
+    assert all(0 < redis_client.ttl(key) <= WINDOW + 1 for key in redis_client.keys("rl:authfail:*"))
+
+
+def test_a_failure_budget_is_kept_per_process_while_redis_is_down(redis_down: redis.Redis) -> None:
+    budget = FailureBudget(budget=1, window_seconds=WINDOW, fallback_keys=100)
+    before = _degraded("ratelimit")
+    budget.spend("203.0.113.9", now=T0)
+    assert budget.retry_after("203.0.113.9", now=T0 + 1) == WINDOW - 1
+    assert budget.retry_after("198.51.100.7", now=T0 + 1) is None
+    assert _degraded("ratelimit") > before

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from layers.db.base import UTCDateTime
-from layers.records.properties import PropertySpec, text_match
+from layers.records.properties import PropertySpec, escape_like, query_words, text_match
 from layers.records.search import (
     Filter,
     FilterGroup,
@@ -517,3 +517,18 @@ def test_tags_compile_to_json_contains_on_mysql() -> None:
     assert condition is not None
     sql = str(select(Deal.id).where(condition).compile(dialect=mysql.dialect()))
     assert "JSON_CONTAINS(unit_search_deals.tags, JSON_QUOTE(" in sql
+
+
+@pytest.mark.parametrize(("text", "escaped"), [
+    ("50%", "50\\%"), ("snake_case", "snake\\_case"), ("a\\b", "a\\\\b"), ("\\%_", "\\\\\\%\\_"), ("plain", "plain"),
+])
+def test_escape_like_makes_wildcards_and_the_escape_character_literal(text: str, escaped: str) -> None:
+    assert escape_like(text) == escaped
+
+
+@pytest.mark.parametrize(("query", "words"), [
+    ("Snake_Case fan", ["snake_case", "fan"]), ("100%", ["100%"]), ("%", ["%"]), ("globex.io", ["globex", "io"]),
+    ("a\\b", ["a", "b"]), ("  ", []), ("Seán O'Brien", ["seán", "o", "brien"]),
+])
+def test_query_words_keep_percent_and_underscore_as_characters(query: str, words: list[str]) -> None:
+    assert query_words(query) == words

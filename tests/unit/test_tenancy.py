@@ -14,9 +14,10 @@ from layers.db.engine import get_engine, get_session_factory, make_engine, use_e
 from layers.db.tenancy import TenancyViolation
 from layers.db.uow import UnitOfWork
 from shared.context import system_scope
+from tests.support.ids import named_id
 
-A = system_scope("workspace-a")
-B = system_scope("workspace-b")
+A = system_scope(named_id("workspace-a"))
+B = system_scope(named_id("workspace-b"))
 
 
 class _Base(DeclarativeBase):

@@ -5,6 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from functions.associations.schemas import AssociationCreate, BatchCreateInput, normalize_label
+from shared.ids import new_id
 
 
 @pytest.mark.parametrize(("raw", "label"), [
@@ -25,9 +26,10 @@ def test_a_label_is_at_most_64_characters() -> None:
 
 def test_batch_inputs_name_known_objects_only() -> None:
     # GIVEN a batch input linking to an unknown object type WHEN validated THEN it is refused
+    a, b = new_id(), new_id()
     with pytest.raises(ValidationError):
-        BatchCreateInput.model_validate({"from_object": "contacts", "from_id": "A", "to_object": "widgets",
-                                         "to_id": "B"})
+        BatchCreateInput.model_validate({"from_object": "contacts", "from_id": a, "to_object": "widgets",
+                                         "to_id": b})
     # AND an input without a label is unlabelled
-    assert BatchCreateInput.model_validate({"from_object": "contacts", "from_id": "A", "to_object": "deals",
-                                            "to_id": "B"}).label == ""
+    assert BatchCreateInput.model_validate({"from_object": "contacts", "from_id": a, "to_object": "deals",
+                                            "to_id": b}).label == ""
