@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 LOCAL_DIR = Path(".crm-local")
+LOCAL_STOP_SECONDS = 4.0  # `crm local` stops within this on Ctrl-C, killing what has not stopped by then
 
 
 @click.group()
@@ -29,11 +30,16 @@ def main() -> None:
 @click.option("--port", default=3000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="Worker processes (one per core)")
 @click.option("--threads", default=8, show_default=True, type=int, help="Blocking threads per worker")
-def serve(host: str, port: int, workers: int, threads: int) -> None:
+@click.option("--kill-timeout", default=25, show_default=True, type=int,
+              help="Seconds a worker process gets to stop before it is killed (under ECS's stopTimeout, 30 s)")
+def serve(host: str, port: int, workers: int, threads: int, kill_timeout: int) -> None:
     """Run the API tier on the production HTTP server (granian, WSGI)."""
+    from layers.runtime.children import follow_parent
+
+    follow_parent()
     _prepare_metrics_dir()
     _check_settings()
-    _serve(host, port, workers, threads)
+    _serve(host, port, workers, threads, kill_timeout=kill_timeout)
 
 
 @main.command()
@@ -47,6 +53,9 @@ def worker(threads: int | None, relay: bool, run_scheduler: bool, metrics_port: 
     import signal
     import threading
 
+    from layers.runtime.children import follow_parent
+
+    follow_parent()
     settings = _check_settings()
     if run_scheduler and not settings.is_local:
         raise click.UsageError("--scheduler is the local stand-in for EventBridge Scheduler (CRM_ENV=local)")
@@ -146,10 +155,19 @@ def schedules() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=3000, show_default=True, type=int)
 def local(host: str, port: int) -> None:
-    """The whole system in one process on embedded defaults: SQLite, in-process Redis stand-in."""
+    """The whole system on embedded defaults: SQLite, an in-process Redis stand-in, moto's server; the API
+    server and the worker tier as child processes. Ctrl-C (or SIGTERM) stops it all within seconds."""
+    import signal
+    import threading
+
+    from layers.runtime.children import Children
+
     _prepare_metrics_dir()
     os.environ.setdefault("CRM_ENV", "local")
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{LOCAL_DIR}/crm.db")
+    # An idle worker thread sits in an SQS long poll until it ends: keep it short, so a stop is quick.
+    os.environ.setdefault("WORKER_WAIT_SECONDS", "1")
+    os.environ.setdefault("WORKER_STOP_TIMEOUT", str(int(LOCAL_STOP_SECONDS) - 1))
     LOCAL_DIR.mkdir(exist_ok=True)
     if not os.environ.get("REDIS_URL"):
         os.environ["REDIS_URL"] = _start_fake_redis()
@@ -161,12 +179,33 @@ def local(host: str, port: int) -> None:
     _migrate()
     _bootstrap_local_workspace()
     _create_local_aws_resources()
-    worker_process = _start_local_worker()
-    click.echo(f"CRM API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", err=True)
+
+    stop = threading.Event()
+    stopped_by: list[int] = []
+
+    def _stop(signum: int, _frame: Any) -> None:
+        stopped_by.append(signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    children = Children()
+    cli = [sys.executable, "-m", "layers.runtime.cli"]
     try:
-        _serve(host, port, workers=1, threads=8)
-    finally:  # before interpreter shutdown, which would wait on the stand-ins' threads serving the worker
-        _stop_child(worker_process)
+        children.spawn("worker", [*cli, "worker", "--scheduler", "--threads", "2", "--metrics-port", "0"])
+        children.spawn("server", [*cli, "serve", "--host", host, "--port", str(port), "--workers", "1",
+                                  "--threads", "8", "--kill-timeout", str(int(LOCAL_STOP_SECONDS) - 1)])
+        click.echo(f"CRM API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", err=True)
+        while not stop.wait(0.2):
+            gone = children.exited()
+            if gone is not None:
+                click.echo(f"the {gone.name} process exited ({gone.process.returncode}): stopping", err=True)
+                break
+    finally:
+        report = children.stop(deadline_seconds=LOCAL_STOP_SECONDS)
+    how = "cleanly" if report.clean else f"killed {', '.join(report.killed) or 'nothing'}, exit codes {report.codes}"
+    click.echo(f"stopped in {report.seconds:.1f} s ({how})", err=True)
+    sys.exit(0 if stopped_by and report.clean else 1)
 
 
 @main.command()
@@ -258,7 +297,7 @@ def _migrate() -> None:
         engine.dispose()
 
 
-def _serve(host: str, port: int, workers: int, threads: int) -> None:
+def _serve(host: str, port: int, workers: int, threads: int, *, kill_timeout: int = 25) -> None:
     from granian import Granian
     from granian.constants import Interfaces
 
@@ -271,7 +310,7 @@ def _serve(host: str, port: int, workers: int, threads: int) -> None:
         blocking_threads=threads,
         backlog=2048,
         log_access=False,  # the adapter writes one JSON line per request
-        workers_kill_timeout=25,  # under the ALB's deregistration delay and ECS stopTimeout (30 s)
+        workers_kill_timeout=kill_timeout,  # under the ALB's deregistration delay and ECS stopTimeout (30 s)
     ).serve()
 
 
@@ -326,25 +365,6 @@ def _create_local_aws_resources() -> None:
 
     create_queues()
     client("s3").create_bucket(Bucket=get_settings().files_bucket)
-
-
-def _start_local_worker() -> Any:
-    """The worker tier as a child process (granian forks its workers: threads here would not survive)."""
-    import subprocess
-
-    child = subprocess.Popen([sys.executable, "-m", "layers.runtime.cli", "worker", "--scheduler",
-                              "--threads", "2", "--metrics-port", "0"])
-    atexit.register(_stop_child, child)  # also when start-up fails before serving
-    return child
-
-
-def _stop_child(child: Any) -> None:
-    if child.poll() is None:
-        child.terminate()
-        try:
-            child.wait(timeout=30)
-        except Exception:
-            child.kill()
 
 
 def _bootstrap_local_workspace() -> None:
