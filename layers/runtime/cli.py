@@ -325,19 +325,10 @@ def _prepare_metrics_dir() -> None:
 
 
 def _start_fake_redis() -> str:
-    """An in-process Redis stand-in, served over TCP so every worker process shares it."""
-    import socket
-    import threading
+    """An in-process Redis stand-in, served over TCP so the server and worker processes share it."""
+    from layers.runtime.local_redis import start_local_redis
 
-    from fakeredis import TcpFakeServer
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
-    server.daemon_threads = True  # a connection's thread must not keep the process alive at exit
-    threading.Thread(target=server.serve_forever, daemon=True, name="fake-redis").start()
-    return f"redis://127.0.0.1:{port}/0"
+    return start_local_redis().url
 
 
 def _start_moto() -> None:
