@@ -251,14 +251,30 @@ def workspace_create(name: str, owner_email: str) -> None:
 @main.command()
 @click.argument("handler")
 @click.option("--event", "event_file", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--api-key", envvar="CRM_API_KEY", help="Sent as Authorization: Bearer for HTTP events")
-def invoke(handler: str, event_file: str, api_key: str | None) -> None:
-    """Run one handler on a sample event from events/, like a local Lambda invoke; print its result."""
-    _check_settings()
-    from layers.runtime.invoke import invoke_handler
+@click.option("--api-key", envvar="CRM_API_KEY",
+              help="Sent as Authorization: Bearer for HTTP events (default locally: crm local's, from "
+                   ".crm-local/workspace.json)")
+@click.option("--id", "ids", multiple=True, metavar="ID",
+              help="A real record id for the sample's placeholder id (01JAAA...); a second --id for its "
+                   "second one (01JBBB...)")
+def invoke(handler: str, event_file: str, api_key: str | None, ids: tuple[str, ...]) -> None:
+    """Run HANDLER on a sample event from events/, like a local Lambda invoke; print its result.
+
+    The event must be one HANDLER takes: an HTTP event for another route is refused (exit 2)."""
+    settings = _check_settings()
+    from layers.runtime.invoke import InvokeRefused, invoke_handler, placeholders_left, with_ids
 
     event = json.loads(Path(event_file).read_text())
-    result = invoke_handler(handler, event, api_key=api_key)
+    if api_key is None and settings.crm_env == "local" and (LOCAL_DIR / "workspace.json").exists():
+        api_key = json.loads((LOCAL_DIR / "workspace.json").read_text())["api_key"]
+    try:
+        left = placeholders_left(with_ids(event, ids)) if "httpMethod" in event else []
+        result = invoke_handler(handler, event, api_key=api_key, ids=ids)
+    except InvokeRefused as refused:
+        raise click.UsageError(str(refused)) from None
+    if left:
+        click.echo(f"note: the event still names the placeholder id(s) {', '.join(left)}, which no record has; "
+                   f"pass a real one with --id", err=True)
     click.echo(json.dumps(result, indent=2, default=str))
     status = result.get("statusCode", 200) if isinstance(result, dict) else 200
     sys.exit(0 if int(status) < 500 else 1)

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.support.contract import check_httpx
-from tests.system.test_serve import CRM, _free_port
+from tests.system.test_serve import CRM, REPO, _free_port
 
 pytestmark = pytest.mark.system
 
@@ -32,6 +32,7 @@ class Local:
     directory: Path
     port: int
     log: Path
+    env: dict[str, str]
 
     @property
     def base_url(self) -> str:
@@ -77,7 +78,7 @@ def local(tmp_path: Path) -> Iterator[Local]:
     with log.open("wb") as out:
         process = subprocess.Popen([str(CRM), "local", "--port", str(port)], cwd=tmp_path, env=env, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
-    running = Local(process, tmp_path, port, log)
+    running = Local(process, tmp_path, port, log, env)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -114,6 +115,13 @@ def test_crm_local_runs_api_and_worker_tier_and_stops_on_sigterm(local: Local) -
         assert [e["type"] for e in events] == ["contact.created"]
     downloaded = httpx.get(str(done["download_url"]), timeout=10).text
     assert json.loads(downloaded.splitlines()[0])["email"] == "ada@example.com"
+
+    # AND a sample event for one record runs on it with `crm invoke --id`, with crm local's own key
+    sample = REPO / "events" / "contacts_get_by_id.json"
+    invoked = subprocess.run([str(CRM), "invoke", "contacts_get", "--event", str(sample), "--id", created.json()["id"]],
+                             cwd=local.directory, env=local.env, capture_output=True, timeout=60, check=False)
+    assert invoked.returncode == 0, invoked.stderr.decode(errors="replace")
+    assert json.loads(json.loads(invoked.stdout)["body"])["email"] == "ada@example.com"
 
     # WHEN it is stopped the way a container stops it
     code, seconds, descendants = local.stop(signal.SIGTERM, group=False)
