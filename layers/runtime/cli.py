@@ -6,11 +6,13 @@ prometheus_client, and Sentry must start before the app module is imported.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,11 +123,14 @@ def dlq_list(limit: int) -> None:
     """Print dead-lettered jobs as JSON lines: id, queue, handler, reason, error, receive count, body.
 
     Listing does not change them: the receive count is the one they had when dead-lettered."""
+    endpoint = _use_local_aws()
     _check_settings()
     from layers.queue.sqs import queues, sqs
     from layers.runtime.worker import dead_letters
 
-    for entry in dead_letters(sqs(), queues(), limit=limit):
+    with _reaching_aws(endpoint):
+        entries = dead_letters(sqs(), queues(), limit=limit)
+    for entry in entries:
         click.echo(json.dumps(entry))
 
 
@@ -134,11 +139,13 @@ def dlq_list(limit: int) -> None:
 @click.option("--limit", default=1000, show_default=True, type=int)
 def dlq_redrive(message_ids: tuple[str, ...], limit: int) -> None:
     """Send dead-lettered jobs back to the queue they came from (jobs or bulk)."""
+    endpoint = _use_local_aws()
     _check_settings()
     from layers.queue.sqs import queues, sqs
     from layers.runtime.worker import redrive
 
-    moved = redrive(sqs(), queues(), message_ids=set(message_ids) or None, limit=limit)
+    with _reaching_aws(endpoint):
+        moved = redrive(sqs(), queues(), message_ids=set(message_ids) or None, limit=limit)
     click.echo(json.dumps({"redriven": moved}))
 
 
@@ -161,6 +168,7 @@ def local(host: str, port: int) -> None:
     import threading
 
     from layers.runtime.children import Children
+    from layers.runtime.local_aws import forget as forget_local_aws
 
     _prepare_metrics_dir()
     os.environ.setdefault("CRM_ENV", "local")
@@ -178,7 +186,9 @@ def local(host: str, port: int) -> None:
         raise click.UsageError("crm local runs only with CRM_ENV=local")
     _migrate()
     _bootstrap_local_workspace()
-    _create_local_aws_resources()
+    recorded = _create_local_aws_resources()
+    click.echo(f"AWS stand-in (moto) on {os.environ['AWS_ENDPOINT_URL']}; `crm dlq list` here uses it "
+               f"(recorded in {recorded})", err=True)
 
     stop = threading.Event()
     stopped_by: list[int] = []
@@ -203,6 +213,7 @@ def local(host: str, port: int) -> None:
                 break
     finally:
         report = children.stop(deadline_seconds=LOCAL_STOP_SECONDS)
+        forget_local_aws(LOCAL_DIR)
     how = "cleanly" if report.clean else f"killed {', '.join(report.killed) or 'nothing'}, exit codes {report.codes}"
     click.echo(f"stopped in {report.seconds:.1f} s ({how})", err=True)
     sys.exit(0 if stopped_by and report.clean else 1)
@@ -261,6 +272,7 @@ def invoke(handler: str, event_file: str, api_key: str | None, ids: tuple[str, .
     """Run HANDLER on a sample event from events/, like a local Lambda invoke; print its result.
 
     The event must be one HANDLER takes: an HTTP event for another route is refused (exit 2)."""
+    _use_local_aws(required=False)
     settings = _check_settings()
     from layers.runtime.invoke import InvokeRefused, invoke_handler, placeholders_left, with_ids
 
@@ -287,6 +299,41 @@ def openapi() -> None:
     from layers.http.openapi import build_openapi
 
     click.echo(json.dumps(build_openapi(composition.app), indent=2))
+
+
+def _use_local_aws(*, required: bool = True) -> str | None:
+    """Without an AWS endpoint of its own, a command run beside `crm local` uses its moto server.
+
+    A record left by a `crm local` that is gone fails the command when it `required` AWS, else is ignored."""
+    from layers.runtime.local_aws import NotRunning, use_recorded
+
+    try:
+        endpoint = use_recorded(LOCAL_DIR)
+    except NotRunning as gone:
+        if required:
+            raise click.ClickException(str(gone)) from None
+        click.echo(f"note: {gone} ({LOCAL_DIR}/aws.json ignored)", err=True)
+        return None
+    if endpoint:
+        click.echo(f"using crm local's AWS stand-in at {endpoint} (from {LOCAL_DIR}/aws.json)", err=True)
+    return endpoint
+
+
+@contextlib.contextmanager
+def _reaching_aws(local_endpoint: str | None) -> Iterator[None]:
+    """Say what is wrong when AWS cannot be reached, instead of a traceback."""
+    from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+
+    try:
+        yield
+    except EndpointConnectionError as exc:
+        if local_endpoint:
+            raise click.ClickException(f"nothing answers at {local_endpoint}, which {LOCAL_DIR}/aws.json names: "
+                                       "is crm local still running?") from None
+        raise click.ClickException(f"AWS cannot be reached: {exc}") from None
+    except NoCredentialsError:
+        raise click.ClickException("no AWS credentials: set AWS_* (or AWS_PROFILE), or run this beside a running "
+                                   "crm local, whose queues it then uses") from None
 
 
 def _check_settings() -> Any:
@@ -365,13 +412,17 @@ def _start_moto() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
-def _create_local_aws_resources() -> None:
+def _create_local_aws_resources() -> Path:
+    """The queues and the bucket on moto; where they are is recorded for the commands run beside."""
     from layers.aws.clients import client
     from layers.queue.sqs import create_queues
+    from layers.runtime.local_aws import record
     from shared.settings import get_settings
 
-    create_queues()
-    client("s3").create_bucket(Bucket=get_settings().files_bucket)
+    queues = create_queues()
+    bucket = get_settings().files_bucket
+    client("s3").create_bucket(Bucket=bucket)
+    return record(LOCAL_DIR, queues, files_bucket=bucket)
 
 
 def _bootstrap_local_workspace() -> None:

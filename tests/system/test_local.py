@@ -123,6 +123,12 @@ def test_crm_local_runs_api_and_worker_tier_and_stops_on_sigterm(local: Local) -
     assert invoked.returncode == 0, invoked.stderr.decode(errors="replace")
     assert json.loads(json.loads(invoked.stdout)["body"])["email"] == "ada@example.com"
 
+    # AND `crm dlq list` from another shell (no AWS settings) finds crm local's queues, with nothing in them
+    listed = subprocess.run([str(CRM), "dlq", "list"], cwd=local.directory, env=local.env, capture_output=True,
+                            timeout=60, check=False)
+    assert listed.returncode == 0, listed.stderr.decode(errors="replace")
+    assert listed.stdout == b"" and b"aws.json" in listed.stderr
+
     # WHEN it is stopped the way a container stops it
     code, seconds, descendants = local.stop(signal.SIGTERM, group=False)
 
@@ -132,6 +138,7 @@ def test_crm_local_runs_api_and_worker_tier_and_stops_on_sigterm(local: Local) -
     assert any("worker" in command for command in descendants.values()), descendants
     assert any("serve" in command for command in descendants.values()), descendants
     assert [command for pid, command in descendants.items() if _alive(pid)] == []
+    assert not (local.directory / ".crm-local" / "aws.json").exists()  # its AWS stand-in went with it
 
 
 def test_ctrl_c_stops_crm_local_quickly_and_cleanly(local: Local) -> None:
