@@ -30,6 +30,10 @@ os.environ["WEBHOOK_ALLOWED_PRIVATE_CIDRS"] = '["127.0.0.0/8"]'  # local receive
 # app under test gets a failed-authentication budget no suite spends (tests/functional/test_auth_throttle.py
 # builds the same middleware with a small one).
 os.environ["AUTH_FAILURE_LIMIT"] = "1000000"
+# An import chunk ends after IMPORT_CHUNK_ROWS rows or IMPORT_CHUNK_SECONDS of wall-clock time: with the
+# time budget out of reach, how many chunks (jobs) an import takes depends on the rows alone, not on how
+# fast this machine is. The test of the time cut drives it with a fake clock (shared.clock.use_monotonic).
+os.environ["IMPORT_CHUNK_SECONDS"] = "86400"
 
 from collections.abc import Iterator  # noqa: E402
 

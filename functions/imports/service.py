@@ -16,7 +16,6 @@ import csv
 import io
 import json
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,7 +42,7 @@ from layers.queue.lanes import BULK, working_in
 from layers.records import custom
 from layers.records.service import BatchOperation, RecordService, service_for
 from layers.storage import files
-from shared.clock import isoformat, utcnow
+from shared.clock import isoformat, monotonic, utcnow
 from shared.context import Scope, system_scope
 from shared.cursors import id_page, id_position
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -172,7 +171,7 @@ def run_chunk(job: ImportRunJob) -> str:
         if row.status == "queued":
             row.status, row.started_at = "running", now
         outcome = _import_rows(uow, row, chunk_rows=settings.import_chunk_rows,
-                               deadline=time.monotonic() + settings.import_chunk_seconds)
+                               deadline=monotonic() + settings.import_chunk_seconds)
         if outcome == "more":
             enqueue(uow, RUN_JOB, ImportRunJob(workspace_id=row.workspace_id, import_id=row.id,
                                                position=row.rows_processed), lane=BULK)
@@ -241,7 +240,7 @@ def _import_rows(uow: UnitOfWork, row: DataImport, *, chunk_rows: int, deadline:
                 _import_row(uow, service, row, cells, mapped, kinds)
             row.byte_offset = records.offset
             done += 1
-            if done >= chunk_rows or time.monotonic() >= deadline:
+            if done >= chunk_rows or monotonic() >= deadline:
                 at_end = row.size_bytes is not None and row.byte_offset >= row.size_bytes
                 return "completed" if at_end else "more"
     except (csv.Error, UnicodeDecodeError) as exc:

@@ -6,17 +6,20 @@ prometheus_client, and Sentry must start before the app module is imported.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
 LOCAL_DIR = Path(".crm-local")
+LOCAL_STOP_SECONDS = 4.0  # `crm local` stops within this on Ctrl-C, killing what has not stopped by then
 
 
 @click.group()
@@ -29,11 +32,16 @@ def main() -> None:
 @click.option("--port", default=3000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="Worker processes (one per core)")
 @click.option("--threads", default=8, show_default=True, type=int, help="Blocking threads per worker")
-def serve(host: str, port: int, workers: int, threads: int) -> None:
+@click.option("--kill-timeout", default=25, show_default=True, type=int,
+              help="Seconds a worker process gets to stop before it is killed (under ECS's stopTimeout, 30 s)")
+def serve(host: str, port: int, workers: int, threads: int, kill_timeout: int) -> None:
     """Run the API tier on the production HTTP server (granian, WSGI)."""
+    from layers.runtime.children import follow_parent
+
+    follow_parent()
     _prepare_metrics_dir()
     _check_settings()
-    _serve(host, port, workers, threads)
+    _serve(host, port, workers, threads, kill_timeout=kill_timeout)
 
 
 @main.command()
@@ -47,6 +55,9 @@ def worker(threads: int | None, relay: bool, run_scheduler: bool, metrics_port: 
     import signal
     import threading
 
+    from layers.runtime.children import follow_parent
+
+    follow_parent()
     settings = _check_settings()
     if run_scheduler and not settings.is_local:
         raise click.UsageError("--scheduler is the local stand-in for EventBridge Scheduler (CRM_ENV=local)")
@@ -112,11 +123,14 @@ def dlq_list(limit: int) -> None:
     """Print dead-lettered jobs as JSON lines: id, queue, handler, reason, error, receive count, body.
 
     Listing does not change them: the receive count is the one they had when dead-lettered."""
+    endpoint = _use_local_aws()
     _check_settings()
     from layers.queue.sqs import queues, sqs
     from layers.runtime.worker import dead_letters
 
-    for entry in dead_letters(sqs(), queues(), limit=limit):
+    with _reaching_aws(endpoint):
+        entries = dead_letters(sqs(), queues(), limit=limit)
+    for entry in entries:
         click.echo(json.dumps(entry))
 
 
@@ -125,11 +139,13 @@ def dlq_list(limit: int) -> None:
 @click.option("--limit", default=1000, show_default=True, type=int)
 def dlq_redrive(message_ids: tuple[str, ...], limit: int) -> None:
     """Send dead-lettered jobs back to the queue they came from (jobs or bulk)."""
+    endpoint = _use_local_aws()
     _check_settings()
     from layers.queue.sqs import queues, sqs
     from layers.runtime.worker import redrive
 
-    moved = redrive(sqs(), queues(), message_ids=set(message_ids) or None, limit=limit)
+    with _reaching_aws(endpoint):
+        moved = redrive(sqs(), queues(), message_ids=set(message_ids) or None, limit=limit)
     click.echo(json.dumps({"redriven": moved}))
 
 
@@ -146,10 +162,20 @@ def schedules() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=3000, show_default=True, type=int)
 def local(host: str, port: int) -> None:
-    """The whole system in one process on embedded defaults: SQLite, in-process Redis stand-in."""
+    """The whole system on embedded defaults: SQLite, an in-process Redis stand-in, moto's server; the API
+    server and the worker tier as child processes. Ctrl-C (or SIGTERM) stops it all within seconds."""
+    import signal
+    import threading
+
+    from layers.runtime.children import Children
+    from layers.runtime.local_aws import forget as forget_local_aws
+
     _prepare_metrics_dir()
     os.environ.setdefault("CRM_ENV", "local")
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{LOCAL_DIR}/crm.db")
+    # An idle worker thread sits in an SQS long poll until it ends: keep it short, so a stop is quick.
+    os.environ.setdefault("WORKER_WAIT_SECONDS", "1")
+    os.environ.setdefault("WORKER_STOP_TIMEOUT", str(int(LOCAL_STOP_SECONDS) - 1))
     LOCAL_DIR.mkdir(exist_ok=True)
     if not os.environ.get("REDIS_URL"):
         os.environ["REDIS_URL"] = _start_fake_redis()
@@ -160,13 +186,37 @@ def local(host: str, port: int) -> None:
         raise click.UsageError("crm local runs only with CRM_ENV=local")
     _migrate()
     _bootstrap_local_workspace()
-    _create_local_aws_resources()
-    worker_process = _start_local_worker()
-    click.echo(f"CRM API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", err=True)
+    recorded = _create_local_aws_resources()
+    click.echo(f"AWS stand-in (moto) on {os.environ['AWS_ENDPOINT_URL']}; `crm dlq list` here uses it "
+               f"(recorded in {recorded})", err=True)
+
+    stop = threading.Event()
+    stopped_by: list[int] = []
+
+    def _stop(signum: int, _frame: Any) -> None:
+        stopped_by.append(signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    children = Children()
+    cli = [sys.executable, "-m", "layers.runtime.cli"]
     try:
-        _serve(host, port, workers=1, threads=8)
-    finally:  # before interpreter shutdown, which would wait on the stand-ins' threads serving the worker
-        _stop_child(worker_process)
+        children.spawn("worker", [*cli, "worker", "--scheduler", "--threads", "2", "--metrics-port", "0"])
+        children.spawn("server", [*cli, "serve", "--host", host, "--port", str(port), "--workers", "1",
+                                  "--threads", "8", "--kill-timeout", str(int(LOCAL_STOP_SECONDS) - 1)])
+        click.echo(f"CRM API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", err=True)
+        while not stop.wait(0.2):
+            gone = children.exited()
+            if gone is not None:
+                click.echo(f"the {gone.name} process exited ({gone.process.returncode}): stopping", err=True)
+                break
+    finally:
+        report = children.stop(deadline_seconds=LOCAL_STOP_SECONDS)
+        forget_local_aws(LOCAL_DIR)
+    how = "cleanly" if report.clean else f"killed {', '.join(report.killed) or 'nothing'}, exit codes {report.codes}"
+    click.echo(f"stopped in {report.seconds:.1f} s ({how})", err=True)
+    sys.exit(0 if stopped_by and report.clean else 1)
 
 
 @main.command()
@@ -212,14 +262,31 @@ def workspace_create(name: str, owner_email: str) -> None:
 @main.command()
 @click.argument("handler")
 @click.option("--event", "event_file", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--api-key", envvar="CRM_API_KEY", help="Sent as Authorization: Bearer for HTTP events")
-def invoke(handler: str, event_file: str, api_key: str | None) -> None:
-    """Run one handler on a sample event from events/, like a local Lambda invoke; print its result."""
-    _check_settings()
-    from layers.runtime.invoke import invoke_handler
+@click.option("--api-key", envvar="CRM_API_KEY",
+              help="Sent as Authorization: Bearer for HTTP events (default locally: crm local's, from "
+                   ".crm-local/workspace.json)")
+@click.option("--id", "ids", multiple=True, metavar="ID",
+              help="A real record id for the sample's placeholder id (01JAAA...); a second --id for its "
+                   "second one (01JBBB...)")
+def invoke(handler: str, event_file: str, api_key: str | None, ids: tuple[str, ...]) -> None:
+    """Run HANDLER on a sample event from events/, like a local Lambda invoke; print its result.
+
+    The event must be one HANDLER takes: an HTTP event for another route is refused (exit 2)."""
+    _use_local_aws(required=False)
+    settings = _check_settings()
+    from layers.runtime.invoke import InvokeRefused, invoke_handler, placeholders_left, with_ids
 
     event = json.loads(Path(event_file).read_text())
-    result = invoke_handler(handler, event, api_key=api_key)
+    if api_key is None and settings.crm_env == "local" and (LOCAL_DIR / "workspace.json").exists():
+        api_key = json.loads((LOCAL_DIR / "workspace.json").read_text())["api_key"]
+    try:
+        left = placeholders_left(with_ids(event, ids)) if "httpMethod" in event else []
+        result = invoke_handler(handler, event, api_key=api_key, ids=ids)
+    except InvokeRefused as refused:
+        raise click.UsageError(str(refused)) from None
+    if left:
+        click.echo(f"note: the event still names the placeholder id(s) {', '.join(left)}, which no record has; "
+                   f"pass a real one with --id", err=True)
     click.echo(json.dumps(result, indent=2, default=str))
     status = result.get("statusCode", 200) if isinstance(result, dict) else 200
     sys.exit(0 if int(status) < 500 else 1)
@@ -232,6 +299,41 @@ def openapi() -> None:
     from layers.http.openapi import build_openapi
 
     click.echo(json.dumps(build_openapi(composition.app), indent=2))
+
+
+def _use_local_aws(*, required: bool = True) -> str | None:
+    """Without an AWS endpoint of its own, a command run beside `crm local` uses its moto server.
+
+    A record left by a `crm local` that is gone fails the command when it `required` AWS, else is ignored."""
+    from layers.runtime.local_aws import NotRunning, use_recorded
+
+    try:
+        endpoint = use_recorded(LOCAL_DIR)
+    except NotRunning as gone:
+        if required:
+            raise click.ClickException(str(gone)) from None
+        click.echo(f"note: {gone} ({LOCAL_DIR}/aws.json ignored)", err=True)
+        return None
+    if endpoint:
+        click.echo(f"using crm local's AWS stand-in at {endpoint} (from {LOCAL_DIR}/aws.json)", err=True)
+    return endpoint
+
+
+@contextlib.contextmanager
+def _reaching_aws(local_endpoint: str | None) -> Iterator[None]:
+    """Say what is wrong when AWS cannot be reached, instead of a traceback."""
+    from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+
+    try:
+        yield
+    except EndpointConnectionError as exc:
+        if local_endpoint:
+            raise click.ClickException(f"nothing answers at {local_endpoint}, which {LOCAL_DIR}/aws.json names: "
+                                       "is crm local still running?") from None
+        raise click.ClickException(f"AWS cannot be reached: {exc}") from None
+    except NoCredentialsError:
+        raise click.ClickException("no AWS credentials: set AWS_* (or AWS_PROFILE), or run this beside a running "
+                                   "crm local, whose queues it then uses") from None
 
 
 def _check_settings() -> Any:
@@ -258,7 +360,7 @@ def _migrate() -> None:
         engine.dispose()
 
 
-def _serve(host: str, port: int, workers: int, threads: int) -> None:
+def _serve(host: str, port: int, workers: int, threads: int, *, kill_timeout: int = 25) -> None:
     from granian import Granian
     from granian.constants import Interfaces
 
@@ -271,7 +373,7 @@ def _serve(host: str, port: int, workers: int, threads: int) -> None:
         blocking_threads=threads,
         backlog=2048,
         log_access=False,  # the adapter writes one JSON line per request
-        workers_kill_timeout=25,  # under the ALB's deregistration delay and ECS stopTimeout (30 s)
+        workers_kill_timeout=kill_timeout,  # under the ALB's deregistration delay and ECS stopTimeout (30 s)
     ).serve()
 
 
@@ -286,19 +388,10 @@ def _prepare_metrics_dir() -> None:
 
 
 def _start_fake_redis() -> str:
-    """An in-process Redis stand-in, served over TCP so every worker process shares it."""
-    import socket
-    import threading
+    """An in-process Redis stand-in, served over TCP so the server and worker processes share it."""
+    from layers.runtime.local_redis import start_local_redis
 
-    from fakeredis import TcpFakeServer
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
-    server.daemon_threads = True  # a connection's thread must not keep the process alive at exit
-    threading.Thread(target=server.serve_forever, daemon=True, name="fake-redis").start()
-    return f"redis://127.0.0.1:{port}/0"
+    return start_local_redis().url
 
 
 def _start_moto() -> None:
@@ -319,32 +412,17 @@ def _start_moto() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
-def _create_local_aws_resources() -> None:
+def _create_local_aws_resources() -> Path:
+    """The queues and the bucket on moto; where they are is recorded for the commands run beside."""
     from layers.aws.clients import client
     from layers.queue.sqs import create_queues
+    from layers.runtime.local_aws import record
     from shared.settings import get_settings
 
-    create_queues()
-    client("s3").create_bucket(Bucket=get_settings().files_bucket)
-
-
-def _start_local_worker() -> Any:
-    """The worker tier as a child process (granian forks its workers: threads here would not survive)."""
-    import subprocess
-
-    child = subprocess.Popen([sys.executable, "-m", "layers.runtime.cli", "worker", "--scheduler",
-                              "--threads", "2", "--metrics-port", "0"])
-    atexit.register(_stop_child, child)  # also when start-up fails before serving
-    return child
-
-
-def _stop_child(child: Any) -> None:
-    if child.poll() is None:
-        child.terminate()
-        try:
-            child.wait(timeout=30)
-        except Exception:
-            child.kill()
+    queues = create_queues()
+    bucket = get_settings().files_bucket
+    client("s3").create_bucket(Bucket=bucket)
+    return record(LOCAL_DIR, queues, files_bucket=bucket)
 
 
 def _bootstrap_local_workspace() -> None:

@@ -317,9 +317,9 @@ def load(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / f"{name}.json").read_text())  # type: ignore[no-any-return]
 
 
-def run(name: str, api_key: str, event: dict[str, Any] | None = None) -> dict[str, Any]:
+def run(name: str, api_key: str, event: dict[str, Any] | None = None, *, ids: tuple[str, ...] = ()) -> dict[str, Any]:
     path = EVENTS / f"{name}.json"
-    result = invoke_handler(handler_of(path), event if event is not None else load(name), api_key=api_key)
+    result = invoke_handler(handler_of(path), event if event is not None else load(name), api_key=api_key, ids=ids)
     assert isinstance(result, dict)
     return result
 
@@ -445,13 +445,12 @@ def _real_id(api: Api, name: str) -> str:
 
 @pytest.mark.parametrize("name", sorted(REALISED))
 def test_placeholder_events_succeed_with_a_real_id(api: Api, name: str) -> None:
-    # GIVEN an event addressing one record, with a real record's id in place of the placeholder
-    text = (EVENTS / f"{name}.json").read_text()
-    assert PLACEHOLDER in text
-    event = json.loads(text.replace(PLACEHOLDER, _real_id(api, name)))
+    # GIVEN an event addressing one record, and a real record's id
+    assert PLACEHOLDER in (EVENTS / f"{name}.json").read_text()
+    real_id = _real_id(api, name)
 
-    # WHEN it is invoked
-    result = run(name, api.api_key, event)
+    # WHEN it is invoked with that id in place of the placeholder (what `crm invoke --id` does)
+    result = run(name, api.api_key, ids=(real_id,))
 
     # THEN it succeeds
     assert result["statusCode"] == REALISED[name], result.get("body")
@@ -497,3 +496,74 @@ def test_crm_invoke_exits_non_zero_for_an_unknown_handler(api: Api) -> None:
     # THEN it fails, listing the handlers it knows
     assert outcome.exit_code != 0
     assert "contacts_create" in outcome.output
+
+
+def _invoke(*args: str) -> Any:
+    return CliRunner().invoke(main, ["invoke", *args])
+
+
+def test_crm_invoke_runs_a_by_id_sample_on_the_record_given_with_id(api: Api) -> None:
+    # GIVEN a contact, and the contacts_get sample event (which names a placeholder id)
+    contact = api.post("/v1/contacts", {"first_name": "Real", "email": "real@example.com"}).json
+
+    # WHEN `crm invoke` runs the sample as it is, then with --id
+    as_is = _invoke("contacts_get", "--event", str(EVENTS / "contacts_get_by_id.json"), "--api-key", api.api_key)
+    with_id = _invoke("contacts_get", "--event", str(EVENTS / "contacts_get_by_id.json"), "--api-key", api.api_key,
+                      "--id", contact["id"])
+
+    # THEN as it is the placeholder is not found, and says how to fix that; with --id it answers the contact
+    assert as_is.exit_code == 0 and json.loads(as_is.stdout)["statusCode"] == 404
+    assert "pass a real one with --id" in as_is.stderr
+    assert with_id.exit_code == 0, with_id.output
+    result = json.loads(with_id.stdout)
+    assert result["statusCode"] == 200 and json.loads(result["body"])["id"] == contact["id"]
+    assert "placeholder" not in with_id.stderr
+
+
+def test_crm_invoke_puts_a_second_id_in_place_of_the_second_placeholder(api: Api) -> None:
+    # GIVEN a contact and a company, and the sample linking two records (01JAAA... to 01JBBB...)
+    contact = api.post("/v1/contacts", {"first_name": "Real", "email": "real@example.com"}).json
+    company = api.post("/v1/companies", {"name": "Real", "domain": "real.example"}).json
+
+    # WHEN it is invoked with both ids
+    sample = EVENTS / "associations_create_contacts_labelled.json"
+    outcome = _invoke("associations_create_contacts", "--event", str(sample), "--api-key", api.api_key,
+                      "--id", contact["id"], "--id", company["id"])
+
+    # THEN the contact is linked to the company
+    assert outcome.exit_code == 0, outcome.output
+    assert json.loads(outcome.stdout)["statusCode"] in (200, 201)
+    linked = api.get(f"/v1/contacts/{contact['id']}/associations/companies").json["data"]
+    assert [link["to_id"] for link in linked] == [company["id"]]
+
+
+@pytest.mark.parametrize(("handler", "event_name", "says"), [
+    ("contacts_create", "companies_create_valid", "another route"),  # another route, same method
+    ("contacts_get", "contacts_archive_by_id", "another route"),  # the same path, another method
+    ("contacts_create", "webhooks_fanout_contact_created", "not an HTTP request"),  # a job's event
+    ("webhooks_fanout", "contacts_create_valid", "is an HTTP request"),  # a job handler, an HTTP event
+])
+def test_crm_invoke_refuses_an_event_its_handler_does_not_take(api: Api, handler: str, event_name: str,
+                                                              says: str) -> None:
+    # GIVEN a handler and a sample event meant for another handler
+    before = (api.get("/v1/contacts").json["data"], api.get("/v1/companies").json["data"])
+
+    # WHEN `crm invoke` is asked to run the handler on it
+    outcome = _invoke(handler, "--event", str(EVENTS / f"{event_name}.json"), "--api-key", api.api_key)
+
+    # THEN it refuses with why and a non-zero exit, and nothing ran
+    assert outcome.exit_code == 2, outcome.output
+    assert says in outcome.stderr and "nothing ran" in outcome.stderr
+    assert (api.get("/v1/contacts").json["data"], api.get("/v1/companies").json["data"]) == before
+
+
+@pytest.mark.parametrize("ids", [("not-an-id",), (PLACEHOLDER, PLACEHOLDER, PLACEHOLDER)])
+def test_crm_invoke_refuses_ids_it_cannot_place(api: Api, ids: tuple[str, ...]) -> None:
+    # WHEN --id is not a record id, or more ids are given than a sample has placeholders
+    args = [arg for given in ids for arg in ("--id", given)]
+    outcome = _invoke("contacts_get", "--event", str(EVENTS / "contacts_get_by_id.json"), "--api-key", api.api_key,
+                      *args)
+
+    # THEN nothing runs and it says why
+    assert outcome.exit_code == 2 and "nothing" not in outcome.stdout
+    assert "record id" in outcome.stderr or "at most 2 ids" in outcome.stderr

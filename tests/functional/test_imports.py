@@ -20,7 +20,7 @@ from layers.queue.outbox import OutboxEvent
 from layers.queue.sqs import Queues
 from layers.runtime.dispatch import dispatch
 from layers.runtime.inline import InlineQueue
-from shared.clock import utcnow
+from shared.clock import use_monotonic, utcnow
 from shared.context import system_scope
 from shared.settings import reset_settings
 from tests.support.api import Api, Reply, call_app
@@ -202,6 +202,46 @@ def test_many_rows_import_in_chunks(api: Api, aws: Queues, jobs: InlineQueue,
     # THEN every row is accounted for, over several chunks
     assert done["counts"] == {"rows_total": 2_500, "created": 2_475, "updated": 0, "rejected": 25}
     assert sum(1 for handler, _ in jobs.done if handler == "imports_run") == 5
+
+
+class SteppingClock:
+    """A monotonic clock that moves `step` seconds each time it is read: the import reads it once to set
+    a chunk's deadline and once after each row, so every row "takes" `step` seconds."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 1_000.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.fixture
+def slow_rows(monkeypatch: pytest.MonkeyPatch) -> Iterator[SteppingClock]:
+    """Chunks of at most 10 s and 1,000 rows, on a clock where each row takes 4 s."""
+    clock = SteppingClock(step=4.0)
+    monkeypatch.setenv("IMPORT_CHUNK_SECONDS", "10")
+    reset_settings()
+    use_monotonic(clock)
+    yield clock
+    use_monotonic(None)
+    monkeypatch.delenv("IMPORT_CHUNK_SECONDS")
+    reset_settings()
+
+
+def test_a_chunk_ends_when_its_time_budget_is_spent(api: Api, aws: Queues, jobs: InlineQueue,
+                                                    slow_rows: SteppingClock) -> None:
+    # GIVEN 7 rows, each taking 4 s of a 10 s chunk budget (far under the 1,000-row limit)
+    lines = ["email"] + [f"slow{i}@example.com" for i in range(7)]
+
+    # WHEN they are imported
+    done = imported(api, "\n".join(lines) + "\n", {"email": "email"}, jobs)
+
+    # THEN each chunk stopped at the row that spent its budget (rows at 4, 8, 12 s: three a chunk), and
+    # the continuations imported the rest: 3 + 3 + 1 rows in three jobs, every row once
+    assert done["status"] == "completed"
+    assert done["counts"] == {"rows_total": 7, "created": 7, "updated": 0, "rejected": 0}
+    assert sum(1 for handler, _ in jobs.done if handler == "imports_run") == 3
 
 
 def test_presigned_upload_then_preview_and_commit(api: Api, s3_over_http: str, jobs: InlineQueue) -> None:

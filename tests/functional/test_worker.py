@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -44,6 +45,14 @@ def _depth(url: str) -> int:
     attributes = client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
         "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def _wait_until(condition: Callable[[], bool], what: str, *, timeout: float = 60.0) -> None:
+    """Poll `condition` until it holds; `timeout` only bounds a failure, it is no expectation of speed."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
 
 
 def _worker(jobs_app: JobsApp, queues: Queues, **options: Any) -> Worker:
@@ -154,19 +163,42 @@ def test_poison_messages_go_to_the_dlq_at_once_with_their_reason(aws: Queues) ->
     assert any(r.startswith("not a job envelope") for r in reasons)
 
 
+class CountingSqs:
+    """The SQS client, counting the visibility extensions the worker's heartbeat makes."""
+
+    def __init__(self, sqs: Any) -> None:
+        self._sqs = sqs
+        self.extensions = 0
+
+    def change_message_visibility(self, **kwargs: Any) -> Any:
+        reply = self._sqs.change_message_visibility(**kwargs)
+        self.extensions += 1
+        return reply
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sqs, name)
+
+
 def test_visibility_is_extended_while_a_long_job_runs(aws: Queues) -> None:
-    # GIVEN a job that runs three times longer than the visibility timeout
+    # GIVEN a job that runs until released, under a visibility timeout of 3 s (extended every second)
     jobs_app = JobsApp()
-    _send(aws, "test_work", {"key": "long", "seconds": 6})
-    worker = _worker(jobs_app, aws, visibility_timeout=2)
+    _send(aws, "test_work", {"key": "long", "hold": True})
+    sqs = CountingSqs(client("sqs"))
+    worker = Worker(jobs_app.app, sqs, aws, threads=1, wait_seconds=0, visibility_timeout=3, retry_base_seconds=0)
     threads = worker.start()
 
-    # WHEN another consumer polls while it runs
-    assert jobs_app.started.wait(5)
-    stolen = []
-    while "long" not in jobs_app.finished:
-        stolen += _receive(aws, visibility=1)
-        time.sleep(0.5)
+    # WHEN another consumer polls while it runs, until the heartbeat extended it three times (the message
+    # would have been visible again after the first 3 s without them); then the job finishes
+    assert jobs_app.started.wait(10)
+    stolen: list[dict[str, Any]] = []
+
+    def extended_three_times() -> bool:
+        stolen.extend(_receive(aws, visibility=1))
+        return sqs.extensions >= 3
+
+    _wait_until(extended_three_times, "three visibility extensions", timeout=60)
+    jobs_app.release.set()
+    _wait_until(lambda: "long" in jobs_app.finished and _depth(aws.jobs_url) == 0, "the job to finish")
     worker.stop()
     for thread in threads:
         thread.join(10)
@@ -178,24 +210,25 @@ def test_visibility_is_extended_while_a_long_job_runs(aws: Queues) -> None:
 
 
 def test_stop_finishes_the_message_in_hand_and_gives_back_the_rest(aws: Queues) -> None:
-    # GIVEN a worker that receives three messages at once, the first one slow
+    # GIVEN a worker that receives three messages at once, the first one running until released
     jobs_app = JobsApp()
-    _send(aws, "test_work", {"key": "first", "seconds": 1.5})
+    _send(aws, "test_work", {"key": "first", "hold": True})
     for key in ("second", "third"):
         _send(aws, "test_work", {"key": key})
     worker = _worker(jobs_app, aws, messages_per_receive=10, visibility_timeout=60)
     result: list[bool] = []
-    runner = threading.Thread(target=lambda: result.append(worker.run(stop_timeout=10)))
+    runner = threading.Thread(target=lambda: result.append(worker.run(stop_timeout=30)))
     runner.start()
 
-    # WHEN it is told to stop (what SIGTERM does) while the first runs
-    assert jobs_app.started.wait(5)
-    stopped_at = time.monotonic()
+    # WHEN it is told to stop (what SIGTERM does) while the first runs, which then finishes
+    assert jobs_app.started.wait(10)
     worker.stop()
-    runner.join(15)
+    jobs_app.release.set()
+    runner.join(30)
 
-    # THEN the first finished and was deleted; the others were released at once (not after 60 s)
-    assert result == [True] and time.monotonic() - stopped_at < 10
+    # THEN the first finished and was deleted; the others were given back at once: they can be received
+    # now, where their 60 s visibility would hide them had they not been released
+    assert not runner.is_alive() and result == [True]
     assert jobs_app.finished == ["first"]
     back = sorted(json.loads(m["Body"])["payload"]["key"] for m in _receive(aws))
     assert back == ["second", "third"]
@@ -267,9 +300,7 @@ def test_a_running_worker_acknowledges_the_successes_of_a_batch_and_retries_the_
     threads = worker.start()
 
     # WHEN the worker runs until everything finished
-    deadline = time.monotonic() + 20
-    while len(jobs_app.finished) < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_until(lambda: len(jobs_app.finished) == 5, "five jobs to finish")
     worker.stop()
     for thread in threads:
         thread.join(15)
@@ -292,9 +323,7 @@ def test_the_jobs_queue_is_served_before_a_backlog_of_bulk_work(aws: Queues) -> 
     threads = worker.start()
 
     # WHEN the worker drains both queues
-    deadline = time.monotonic() + 60
-    while len(jobs_app.finished) < 31 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_until(lambda: len(jobs_app.finished) == 31, "31 jobs to finish")
     worker.stop()
     for thread in threads:
         thread.join(15)

@@ -30,6 +30,7 @@ class Work(BaseModel):
     key: str
     seconds: float = 0.0
     fail_times: int = 0
+    hold: bool = False  # run until the test sets `release`
     workspace_id: str | None = None
 
 
@@ -37,7 +38,8 @@ class JobsApp:
     """Handlers record what they did; `fail_times` makes a key fail that many runs before succeeding.
 
     `finished` is the order keys finished in, `lanes` the lane each ran in, `given_up` what the worker
-    gave up on (handler's `@on_dead_letter`), and `after[key]` runs once that key finished."""
+    gave up on (handler's `@on_dead_letter`), and `after[key]` runs once that key finished. A job sent
+    with `hold` runs until the test sets `release`: a test says when a job ends, not a sleep."""
 
     def __init__(self) -> None:
         self.app = CrmChalice(app_name="jobs-test", configure_logs=False)
@@ -47,6 +49,7 @@ class JobsApp:
         self.given_up: list[tuple[str, str]] = []
         self.after: dict[str, Callable[[], None]] = {}
         self.started = threading.Event()
+        self.release = threading.Event()
         self.lock = threading.Lock()
         self.ticks = 0
 
@@ -88,6 +91,8 @@ class JobsApp:
             attempt = self.runs[work.key]
         self.started.set()
         time.sleep(work.seconds)
+        if work.hold and not self.release.wait(60):
+            raise RuntimeError(f"{work.key} was never released")
         if attempt <= work.fail_times:
             raise RuntimeError(f"{work.key} fails on run {attempt}")
         with self.lock:
