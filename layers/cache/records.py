@@ -53,11 +53,12 @@ def _key(workspace_id: str, object_type: str, record_id: str) -> str:
 _scripts: dict[int, object] = {}
 
 
-def _store(client: redis.Redis, key: str, version: int, archived: bool, body: str, ttl: int, epoch: int) -> None:
+def _store(client: redis.Redis, key: str, version: int, archived: bool, body: str, ttl: int, epoch: int) -> bool:
+    """True when the entry was written; False when the script refused it (a newer version or epoch is there)."""
     script = _scripts.get(id(client))
     if script is None:
         script = _scripts[id(client)] = client.register_script(_SET_IF_NOT_OLDER)
-    script(keys=[key], args=[version, int(archived), body, ttl, epoch])  # type: ignore[operator]
+    return bool(script(keys=[key], args=[version, int(archived), body, ttl, epoch]))  # type: ignore[operator]
 
 
 def epoch() -> int | None:
@@ -110,5 +111,10 @@ def mark_pending(uow: UnitOfWork, workspace_id: str, object_type: str, record_id
         invalidations.record(uow)
         return
     key = _key(workspace_id, object_type, record_id)
-    guarded("cache", lambda r: _store(r, key, version, False, "", PENDING_TTL_SECONDS, current),
-            lambda: invalidations.record(uow))
+    placed = guarded("cache", lambda r: _store(r, key, version, False, "", PENDING_TTL_SECONDS, current),
+                     lambda: False)
+    if not placed:
+        # Redis failed, or it refused the marker because the entry there carries an epoch newer than this
+        # process knows (another process moved it less than FRESH_SECONDS ago): either way the entry is not
+        # guarded by a marker, so the epoch must move with this write.
+        invalidations.record(uow)

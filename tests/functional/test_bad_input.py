@@ -53,7 +53,7 @@ def _records(api: Api) -> dict[str, str]:
                                         "filter": [{"filters": [{"property": "first_name", "operator": "EQ",
                                                                  "value": "Ada"}]}]}).json["id"]
     rule = api.post("/v1/automations", {
-        "name": "Tag", "object_type": "contact", "trigger": {"type": "record_created"},
+        "name": "Tag", "object_type": "contacts", "trigger": {"type": "record_created"},
         "conditions": {"filter_groups": [{"filters": [{"property": "first_name", "operator": "EQ", "value": "Ada"}]}]},
         "actions": [{"type": "add_tag", "tag": "new"}]}).json["id"]
     return {"contacts": f"/v1/contacts/{contact}", "companies": f"/v1/companies/{company}",
