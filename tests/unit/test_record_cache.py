@@ -310,3 +310,18 @@ def test_every_process_misses_an_entry_once_a_write_that_moved_the_epoch_has_ans
     # THEN a GET that starts after the answer misses in the other process too
     invalidations.use_tracker(reader)
     assert record_cache.get(WS, TYPE, ID) is None
+
+
+def test_a_marker_refused_for_a_newer_epoch_moves_the_epoch_instead(redis_client: fakeredis.FakeRedis,
+                                                                     ledger: Ledger, clock: Clock) -> None:
+    # GIVEN an entry another process stored in epoch 2, while this process still knows epoch 1 (fresh enough)
+    ledger.epoch = 1
+    assert record_cache.epoch() == 1
+    record_cache.fill(WS, TYPE, ID, _record(1), epoch=2)
+    before = _ledger_size()
+    # WHEN this process writes version 2: Redis refuses its marker (an older epoch than the entry's)
+    with UnitOfWork(unscoped=True) as uow:
+        record_cache.mark_pending(uow, WS, TYPE, ID, 2)
+        uow.commit()
+    # THEN the write is not left unguarded: the epoch moved with it
+    assert _ledger_size() == before + 1
