@@ -200,7 +200,7 @@ def local(host: str, port: int) -> None:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     children = Children()
-    cli = [sys.executable, "-m", "layers.runtime.cli"]
+    cli = [sys.executable, "-m", "tiers.cli"]
     try:
         children.spawn("worker", [*cli, "worker", "--scheduler", "--threads", "2", "--metrics-port", "0"])
         children.spawn("server", [*cli, "serve", "--host", host, "--port", str(port), "--workers", "1",
@@ -274,7 +274,7 @@ def invoke(handler: str, event_file: str, api_key: str | None, ids: tuple[str, .
     The event must be one HANDLER takes: an HTTP event for another route is refused (exit 2)."""
     _use_local_aws(required=False)
     settings = _check_settings()
-    from layers.runtime.invoke import InvokeRefused, invoke_handler, placeholders_left, with_ids
+    from tiers.invoke import InvokeRefused, invoke_handler, placeholders_left, with_ids
 
     event = json.loads(Path(event_file).read_text())
     if api_key is None and settings.crm_env == "local" and (LOCAL_DIR / "workspace.json").exists():
@@ -365,7 +365,7 @@ def _serve(host: str, port: int, workers: int, threads: int, *, kill_timeout: in
     from granian.constants import Interfaces
 
     Granian(
-        "layers.runtime.wsgi_entry:application",
+        "tiers.api:application",
         address=host,
         port=port,
         interface=Interfaces.WSGI,
