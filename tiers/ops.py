@@ -23,8 +23,9 @@ def migrate() -> None:
 def makemigration(message: str, rev_id: str, replace: bool) -> None:
     """Write an Alembic migration for what the models changed (autogenerate on a scratch database)."""
     from layers.db.migrate import autogenerate
+    from tiers.models import load_all_models
 
-    click.echo(str(autogenerate(message, rev_id, replace=replace)))
+    click.echo(str(autogenerate(message, rev_id, metadata=load_all_models(), replace=replace)))
 
 
 @click.group()
