@@ -23,7 +23,7 @@ test: $(STAMP) lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy app.py functions layers shared
+	$(BIN)/mypy app.py functions layers shared tiers
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q

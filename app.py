@@ -1,6 +1,6 @@
 """Composition root: build the Chalice app, register middleware and every capability's Blueprint.
 
-Entry points (`crm serve|local|migrate|invoke|...`) live in layers/runtime/cli.py and import this
+Entry points (`crm serve|local|migrate|invoke|...`) live in tiers/ (the `crm` command: tiers/cli.py) and import this
 module by name, after Sentry is initialised.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Engine, MetaData
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -24,9 +24,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
-def autogenerate(message: str, rev_id: str, *, replace: bool = False) -> Path:
-    """Write a migration from the difference between the models and the current head, computed on a
-    scratch SQLite database. `replace` regenerates an existing revision in place (while developing it)."""
+def autogenerate(message: str, rev_id: str, *, metadata: MetaData, replace: bool = False) -> Path:
+    """Write a migration from the difference between `metadata` (every model's tables: the caller loads them,
+    see tiers/models.py) and the current head, computed on a scratch SQLite database. `replace` regenerates an
+    existing revision in place (while developing it)."""
     import tempfile
 
     from alembic.script import ScriptDirectory
@@ -40,6 +41,7 @@ def autogenerate(message: str, rev_id: str, *, replace: bool = False) -> Path:
     with tempfile.TemporaryDirectory() as scratch:
         engine = create_engine(f"sqlite:///{scratch}/scratch.db")
         config = alembic_config(engine)
+        config.attributes["target_metadata"] = metadata
         head = ScriptDirectory.from_config(config).get_current_head()
         if head:
             upgrade(engine, head)

@@ -12,11 +12,11 @@ from sqlalchemy import func, select
 from functions.associations.models import Association
 from layers.db.uow import UnitOfWork
 from layers.queue.outbox import OutboxEvent
-from layers.runtime.invoke import invoke_handler
 from shared.context import system_scope
 from tests.support.api import Api, Reply
 from tests.support.firebase_keys import FirebaseTestIssuer
 from tests.support.people import invite
+from tiers.invoke import invoke_handler
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 FIRST, SECOND = "01JAAAAAAAAAAAAAAAAAAAAAAA", "01JBBBBBBBBBBBBBBBBBBBBBBB"

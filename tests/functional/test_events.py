@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from layers.runtime.cli import main
-from layers.runtime.invoke import invoke_handler
 from shared.ids import new_id
 from tests.support.api import Api
 from tests.support.firebase_keys import FirebaseTestIssuer
+from tiers.cli import main
+from tiers.invoke import invoke_handler
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 PLACEHOLDER = "01JAAAAAAAAAAAAAAAAAAAAAAA"

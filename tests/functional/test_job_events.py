@@ -15,9 +15,9 @@ from click.testing import CliRunner
 import app
 from layers.queue.outbox import event_consumers
 from layers.queue.sqs import Queues
-from layers.runtime.cli import main
 from layers.runtime.dispatch import handler_kinds
-from layers.runtime.invoke import invoke_handler
+from tiers.cli import main
+from tiers.invoke import invoke_handler
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 KINDS = handler_kinds(app.app)

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from layers.aws.clients import reset_clients
 from layers.queue.sqs import Queues, create_queues, use_queues
 from layers.runtime import local_aws
-from layers.runtime.cli import main
 from shared.ids import new_id
 from shared.settings import reset_settings
+from tiers.cli import main
 
 _VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION",
               "AWS_SESSION_TOKEN", "JOBS_QUEUE_NAME", "JOBS_QUEUE_URL", "JOBS_DLQ_URL", "JOBS_BULK_QUEUE_URL",

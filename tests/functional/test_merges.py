@@ -14,12 +14,12 @@ from functions.merges.models import Merge
 from layers.db.uow import UnitOfWork
 from layers.queue.outbox import OutboxEvent
 from layers.records.history import FieldHistory
-from layers.runtime.invoke import invoke_handler
 from shared.clock import utcnow
 from shared.context import system_scope
 from tests.support.api import Api, Reply
 from tests.support.firebase_keys import FirebaseTestIssuer
 from tests.support.people import invite
+from tiers.invoke import invoke_handler
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 FIRST, SECOND = "01JAAAAAAAAAAAAAAAAAAAAAAA", "01JBBBBBBBBBBBBBBBBBBBBBBB"

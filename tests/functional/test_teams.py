@@ -282,8 +282,8 @@ def test_another_workspace_cannot_see_or_change_teams(api: Api, other_api: Api) 
 
 def test_the_team_member_sample_events_succeed_with_real_ids(api: Api) -> None:
     # GIVEN a team and a workspace member, and the two member events with their ids swapped in
-    from layers.runtime.invoke import invoke_handler
     from tests.functional.test_events import EVENTS, PLACEHOLDER
+    from tiers.invoke import invoke_handler
 
     team = create_team(api, "Real")
     user = member_id(api)

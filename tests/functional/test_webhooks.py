@@ -24,11 +24,11 @@ from functions.webhooks.schemas import DeliverJob
 from functions.webhooks.signing import verify
 from layers.db.uow import UnitOfWork
 from layers.runtime.inline import InlineQueue
-from layers.runtime.invoke import invoke_handler
 from shared.clock import utcnow
 from shared.context import system_scope
 from shared.errors import NotFound
 from tests.support.api import Api, Reply
+from tiers.invoke import invoke_handler
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -11,11 +11,11 @@ from sqlalchemy import select
 from layers.db.uow import UnitOfWork
 from layers.queue.outbox import OutboxEvent
 from layers.runtime.inline import InlineQueue
-from layers.runtime.invoke import invoke_handler
 from shared.context import system_scope
 from tests.functional.test_events import handler_of
 from tests.functional.test_webhooks import Receiver
 from tests.support.api import Api
+from tiers.invoke import invoke_handler
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 PLACEHOLDER = "01JAAAAAAAAAAAAAAAAAAAAAAA"

@@ -20,12 +20,12 @@ from layers.queue.lanes import BULK, MAIN, Lane
 from layers.queue.outbox import OutboxEvent
 from layers.queue.relay import Relay, sqs_publisher
 from layers.queue.sqs import Queues, queues, use_queues
-from layers.runtime.cli import main
 from layers.runtime.worker import Worker, dead_letters, redrive
 from shared.context import system_scope
 from shared.settings import reset_settings
 from tests.support.api import Api
 from tests.support.jobs_app import JobsApp, every_event_to
+from tiers.cli import main
 
 
 def _send(queues: Queues, handler: str, payload: dict[str, Any] | None = None, *, raw: str | None = None,

@@ -5,10 +5,10 @@ import json
 
 from click.testing import CliRunner
 
-from layers.runtime.cli import main as crm
 from shared.ids import new_id
 from tests.support.api import Api, Reply
 from tests.support.firebase_keys import FirebaseTestIssuer
+from tiers.cli import main as crm
 
 ANON = Api(workspace_id="", owner_user_id="", api_key="", api_key_id="")
 

@@ -1,32 +1,16 @@
-"""Alembic environment: the metadata of every capability's models, on the configured engine."""
+"""Alembic environment, on the configured engine (or the connection the caller passes).
+
+The models' metadata comes from the caller (`config.attributes["target_metadata"]`, as layers/db/migrate.py's
+`autogenerate` sets it): a layer does not import the capabilities whose tables it migrates. Running migrations
+does not need it; autogenerate does, and Alembic refuses to autogenerate without it.
+"""
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from alembic import context
 
-from layers.db.base import Base
 from layers.db.engine import get_engine
-
-
-def _import_models() -> None:
-    """Register every table on Base.metadata: each capability's models.py and the layers' own tables."""
-    import pkgutil
-    from pathlib import Path
-
-    import functions
-
-    for package in pkgutil.iter_modules(functions.__path__):
-        if (Path(functions.__path__[0]) / package.name / "models.py").exists():
-            importlib.import_module(f"functions.{package.name}.models")
-    for module in ("layers.records.history", "layers.records.custom", "layers.queue.outbox",
-                   "layers.queue.receipts", "layers.cache.invalidations", "layers.db.idempotency"):
-        importlib.import_module(module)
-
-
-_import_models()
-target_metadata = Base.metadata
 
 
 def run_migrations() -> None:
@@ -43,8 +27,8 @@ def _run(connection: Any) -> None:
         # A table rebuild (ADD COLUMN, ...) rebuilds its FULLTEXT indexes with the session's stopword
         # setting; keep stopwords out of every index (see 0002), whatever a migration alters.
         connection.exec_driver_sql("SET SESSION innodb_ft_enable_stopword = 0")
-    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,  # type: ignore[arg-type]
-                      compare_type=True)
+    context.configure(connection=connection, target_metadata=context.config.attributes.get("target_metadata"),
+                      render_as_batch=True, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -1,4 +1,4 @@
-"""Run one handler on a sample event, the way Lambda would (`crm invoke`).
+"""`crm invoke`: run one handler on a sample event, the way Lambda would.
 
 The handler named is the one that runs: an HTTP event addressed to another route (API Gateway's
 `resource`/`resourcePath` and `httpMethod`) is refused, as is an HTTP event for a job or schedule
@@ -10,16 +10,53 @@ puts real ones in their place: the first for PLACEHOLDER_IDS[0], the second for 
 from __future__ import annotations
 
 import importlib
+import json
+import sys
+from pathlib import Path
 from typing import Any
+
+import click
 
 from layers.http.context import InvocationContext
 from shared.ids import is_valid_id, new_id
+from tiers.common import LOCAL_DIR, check_settings, use_local_aws
 
 PLACEHOLDER_IDS = ("01JAAAAAAAAAAAAAAAAAAAAAAA", "01JBBBBBBBBBBBBBBBBBBBBBBB")
 
 
 class InvokeRefused(ValueError):
     """The handler and the event do not go together (or the handler does not exist): nothing ran."""
+
+
+@click.command()
+@click.argument("handler")
+@click.option("--event", "event_file", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--api-key", envvar="CRM_API_KEY",
+              help="Sent as Authorization: Bearer for HTTP events (default locally: crm local's, from "
+                   ".crm-local/workspace.json)")
+@click.option("--id", "ids", multiple=True, metavar="ID",
+              help="A real record id for the sample's placeholder id (01JAAA...); a second --id for its "
+                   "second one (01JBBB...)")
+def invoke(handler: str, event_file: str, api_key: str | None, ids: tuple[str, ...]) -> None:
+    """Run HANDLER on a sample event from events/, like a local Lambda invoke; print its result.
+
+    The event must be one HANDLER takes: an HTTP event for another route is refused (exit 2)."""
+    use_local_aws(required=False)
+    settings = check_settings()
+    event = json.loads(Path(event_file).read_text())
+    if api_key is None and settings.crm_env == "local" and (LOCAL_DIR / "workspace.json").exists():
+        api_key = json.loads((LOCAL_DIR / "workspace.json").read_text())["api_key"]
+    try:
+        left = placeholders_left(with_ids(event, ids)) if "httpMethod" in event else []
+        result = invoke_handler(handler, event, api_key=api_key, ids=ids)
+    except InvokeRefused as refused:
+        raise click.UsageError(str(refused)) from None
+    if left:
+        click.echo(f"note: the event still names the placeholder id(s) {', '.join(left)}, which no record has; "
+                   f"pass a real one with --id", err=True)
+    click.echo(json.dumps(result, indent=2, default=str))
+    status = result.get("statusCode", 200) if isinstance(result, dict) else 200
+    sys.exit(0 if int(status) < 500 else 1)
 
 
 def invoke_handler(name: str, event: dict[str, Any], *, api_key: str | None = None,

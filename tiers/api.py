@@ -1,0 +1,61 @@
+"""The api tier: `crm serve` runs granian (WSGI), whose every worker process builds the app with `wsgi_application`.
+
+The app, Sentry and prometheus_client are imported inside the functions: `serve` must set
+PROMETHEUS_MULTIPROC_DIR before anything imports prometheus_client, and Sentry must start before the app
+module is imported (its integration needs that order).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from tiers.common import check_settings, prepare_metrics_dir
+
+WSGI_TARGET = "tiers.api:wsgi_application"  # a factory: granian calls it once in each worker process
+
+
+@click.command()
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=3000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="Worker processes (one per core)")
+@click.option("--threads", default=8, show_default=True, type=int, help="Blocking threads per worker")
+@click.option("--kill-timeout", default=25, show_default=True, type=int,
+              help="Seconds a worker process gets to stop before it is killed (under ECS's stopTimeout, 30 s)")
+def serve(host: str, port: int, workers: int, threads: int, kill_timeout: int) -> None:
+    """Run the API tier on the production HTTP server (granian, WSGI)."""
+    from layers.runtime.children import follow_parent
+
+    follow_parent()
+    prepare_metrics_dir()
+    check_settings()
+    _serve(host, port, workers, threads, kill_timeout=kill_timeout)
+
+
+def wsgi_application() -> Any:
+    """What the WSGI server runs in each worker: Sentry first, then the app."""
+    from layers.observability.sentry import init_sentry
+    from shared.settings import get_settings
+
+    init_sentry(get_settings())
+    import app as composition
+
+    return composition.wsgi
+
+
+def _serve(host: str, port: int, workers: int, threads: int, *, kill_timeout: int = 25) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian(
+        WSGI_TARGET,
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=threads,
+        backlog=2048,
+        log_access=False,  # the adapter writes one JSON line per request
+        workers_kill_timeout=kill_timeout,  # under the ALB's deregistration delay and ECS stopTimeout (30 s)
+    ).serve()
