@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterator
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -330,7 +331,10 @@ def test_every_schedule_sends_its_handler_to_the_jobs_queue() -> None:
 
 
 # ------------------------------------------------------------ ECS services --
-@pytest.mark.parametrize("name", ["api", "worker"])
+TIERS = ["api", "worker", "realtime"]
+
+
+@pytest.mark.parametrize("name", TIERS)
 def test_fargate_service_runs_in_private_subnets_with_network_configuration(
     name: str,
 ) -> None:
@@ -351,7 +355,15 @@ def test_fargate_service_runs_in_private_subnets_with_network_configuration(
     assert awsvpc["SecurityGroups"]
 
 
-@pytest.mark.parametrize("name", ["api", "worker"])
+# Plain variables each tier needs beside the secrets (the realtime tier serves no files).
+TIER_ENVIRONMENT = {
+    "api": {"REDIS_URL", "FILES_BUCKET", "AWS_REGION", "AWS_DEFAULT_REGION"},
+    "worker": {"REDIS_URL", "FILES_BUCKET", "REALTIME_CHANNEL", "AWS_REGION", "AWS_DEFAULT_REGION"},
+    "realtime": {"REDIS_URL", "REALTIME_CHANNEL", "AWS_REGION", "AWS_DEFAULT_REGION"},
+}
+
+
+@pytest.mark.parametrize("name", TIERS)
 def test_secrets_reach_the_container_through_secrets_not_environment(name: str) -> None:
     # GIVEN a tier's container
     definition = container(stack(name), name)
@@ -369,11 +381,13 @@ def test_secrets_reach_the_container_through_secrets_not_environment(name: str) 
         n for n in environment if any(w in n for w in ("SECRET", "PASSWORD", "DSN"))
     ]
     assert environment["CRM_ENV"] == "production"
-    assert {"REDIS_URL", "FILES_BUCKET", "AWS_REGION", "AWS_DEFAULT_REGION"} <= set(
-        environment
-    )
-    assert environment["FILES_BUCKET"] == {"Ref": "FilesBucketName"}
-    assert definition["LogConfiguration"]["LogDriver"] == "awslogs"
+    assert TIER_ENVIRONMENT[name] <= set(environment)
+    if "FILES_BUCKET" in TIER_ENVIRONMENT[name]:
+        assert environment["FILES_BUCKET"] == {"Ref": "FilesBucketName"}
+    log = definition["LogConfiguration"]
+    assert log["LogDriver"] == "awslogs"
+    assert log["Options"]["awslogs-group"] == {"Ref": "LogGroup"}
+    assert log["Options"]["awslogs-stream-prefix"] == name
 
 
 FILES_OBJECTS = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${FilesBucketName}/*"}
@@ -383,7 +397,7 @@ QUEUES = [{"Ref": "JobsQueueArn"}, {"Ref": "DeadLetterQueueArn"}, {"Ref": "BulkQ
 # What each tier's task role may do, as {resource: actions}: the api only the
 # files bucket (its jobs go through the outbox, relayed by the worker); the
 # worker the jobs and bulk queues and their DLQs (consume, relay, dead-letter,
-# redrive) and the bucket.
+# redrive) and the bucket; the realtime tier nothing (MySQL and Redis only).
 TASK_GRANTS: dict[str, list[tuple[Any, set[str]]]] = {
     "api": [
         (FILES_OBJECTS, {"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging",
@@ -397,10 +411,11 @@ TASK_GRANTS: dict[str, list[tuple[Any, set[str]]]] = {
                          "s3:AbortMultipartUpload"}),
         (FILES_BUCKET, {"s3:ListBucket"}),
     ],
+    "realtime": [],
 }
 
 
-@pytest.mark.parametrize("name", ["api", "worker"])
+@pytest.mark.parametrize("name", TIERS)
 def test_task_roles_are_least_privilege(name: str) -> None:
     # GIVEN a tier's IAM roles
     roles = resources_of_type(stack(name), "AWS::IAM::Role")
@@ -430,13 +445,14 @@ def test_task_roles_are_least_privilege(name: str) -> None:
     ]
 
 
-def test_api_tier_has_no_queue_access_or_queue_parameters() -> None:
-    # GIVEN the api stack and the parameters the root passes to it
-    template = stack("api")
-    passed = load(ROOT_TEMPLATE)["Resources"]["ApiStack"]["Properties"]["Parameters"]
+@pytest.mark.parametrize(("name", "nested"), [("api", "ApiStack"), ("realtime", "RealtimeStack")])
+def test_tiers_behind_the_alb_have_no_queue_access_or_queue_parameters(name: str, nested: str) -> None:
+    # GIVEN the stack of a tier behind the ALB and the parameters the root passes to it
+    template = stack(name)
+    passed = load(ROOT_TEMPLATE)["Resources"][nested]["Properties"]["Parameters"]
 
     # WHEN its parameters and container environment are read
-    environment = {i["Name"] for i in list_items(container(template, "api")["Environment"])}
+    environment = {i["Name"] for i in list_items(container(template, name)["Environment"])}
 
     # THEN nothing about the jobs queue reaches it
     assert not [p for p in template["Parameters"] if "Queue" in p]
@@ -478,13 +494,15 @@ def test_api_health_checks_use_health_and_ready() -> None:
     attributes = {a["Key"]: a["Value"] for a in target_group["TargetGroupAttributes"]}
 
     # THEN the container probes /health, the ALB probes /ready, and a task
-    # drains for 30 s on both sides
+    # drains for 30 s on both sides; the api is not sticky (it keeps no state
+    # in a task; Socket.io has its own sticky target group)
     assert any(
         "127.0.0.1:3000/health" in part for part in definition["HealthCheck"]["Command"]
     )
     assert target_group["HealthCheckPath"] == "/ready"
     assert attributes["deregistration_delay.timeout_seconds"] == "30"
     assert definition["StopTimeout"] == 30
+    assert attributes.get("stickiness.enabled", "false") == "false"
 
 
 def test_api_listener_is_https_only_when_a_certificate_is_given() -> None:
@@ -505,9 +523,10 @@ def test_api_listener_is_https_only_when_a_certificate_is_given() -> None:
     assert template["Resources"]["Service"]["DependsOn"] == "PublicListener"
 
 
-def test_api_scales_from_2_to_10_tasks_on_cpu_and_requests() -> None:
-    # GIVEN the api stack
-    template = stack("api")
+@pytest.mark.parametrize("name", ["api", "realtime"])
+def test_tier_behind_the_alb_scales_from_2_to_10_tasks_on_cpu_and_requests(name: str) -> None:
+    # GIVEN the stack of a tier behind the ALB
+    template = stack(name)
 
     # WHEN its scaling target and policies are read
     target = only_resource(template, "AWS::ApplicationAutoScaling::ScalableTarget")
@@ -519,10 +538,19 @@ def test_api_scales_from_2_to_10_tasks_on_cpu_and_requests() -> None:
         for p in policies.values()
     }
 
-    # THEN it tracks CPU and ALB requests per target between 2 and 10 tasks
+    # THEN it tracks CPU and ALB requests per target (of its own target
+    # group) between 2 and 10 tasks, starting from 2
     assert resolved_default(template, target["MinCapacity"]) == 2
     assert resolved_default(template, target["MaxCapacity"]) == 10
+    assert parameter_bounds(template, {"Ref": "DesiredCount"})[1:] == (2, 10)
     assert metrics == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
+    (labelled,) = [
+        p["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
+        for p in policies.values()
+        if "ResourceLabel" in p["Properties"]["TargetTrackingScalingPolicyConfiguration"][
+            "PredefinedMetricSpecification"]
+    ]
+    assert "${TargetGroup.TargetGroupFullName}" in labelled["ResourceLabel"]["Fn::Sub"]
 
 
 def test_api_is_behind_a_waf_with_rate_limit_and_common_rules() -> None:
@@ -543,6 +571,204 @@ def test_api_is_behind_a_waf_with_rate_limit_and_common_rules() -> None:
         for s in statements
     )
     assert association["ResourceArn"] == {"Ref": "LoadBalancer"}
+
+
+def listener_rules() -> list[tuple[int, dict[str, Any]]]:
+    """(priority, rule) of every rule on the public listener, from whichever stack adds it."""
+    return [
+        (int(resolved_default(stack(name), rule["Properties"]["Priority"])), rule)
+        for name in ("api", "realtime")
+        for rule in resources_of_type(stack(name), "AWS::ElasticLoadBalancingV2::ListenerRule").values()
+    ]
+
+
+def path_patterns(rule: dict[str, Any]) -> list[str]:
+    conditions = rule["Properties"]["Conditions"]
+    assert [c["Field"] for c in conditions] == ["path-pattern"]
+    patterns: list[str] = conditions[0]["PathPatternConfig"]["Values"]
+    return patterns
+
+
+def alb_path_matches(pattern: str, path: str) -> bool:
+    """The ALB's path-pattern test: case-sensitive, `*` any run of characters, `?` one."""
+    return fnmatchcase(path, pattern)
+
+
+def test_alb_idle_timeout_outlasts_socketio_pings_and_not_the_targets_keep_alive() -> None:
+    # GIVEN the ALB, python-socketio's ping interval (a quiet websocket and a
+    # held long-polling GET carry nothing for that long) and granian's idle
+    # keep-alive limit (its HTTP/1 header_read_timeout, 30 s: measured)
+    template = stack("api")
+    balancer = only_resource(template, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    attributes = {a["Key"]: a["Value"] for a in balancer["LoadBalancerAttributes"]}
+    socketio_ping_interval, granian_keep_alive = 25, 30
+
+    # WHEN the idle timeout's default and bounds are read
+    default, low, high = parameter_bounds(template, attributes["idle_timeout.timeout_seconds"])
+
+    # THEN every allowed value lies strictly between the two: longer, and the
+    # ALB cuts quiet Socket.io clients; shorter than the target's keep-alive,
+    # or the ALB reuses connections the server has closed (sporadic 502s)
+    assert socketio_ping_interval < low <= default <= high < granian_keep_alive
+
+
+def test_socketio_rule_forwards_only_socketio_paths_to_the_sticky_realtime_target_group() -> None:
+    # GIVEN the realtime stack and the listener rules of both stacks
+    template = stack("realtime")
+    rules = listener_rules()
+    rule = template["Resources"]["ListenerRule"]
+    target_group = template["Resources"]["TargetGroup"]["Properties"]
+    attributes = {a["Key"]: a["Value"] for a in target_group["TargetGroupAttributes"]}
+
+    # WHEN the rule's condition, action and priority are read
+    priorities = [priority for priority, _ in rules]
+
+    # THEN /socket.io/* (and nothing else) goes to the realtime target group,
+    # on the api stack's public listener, at a priority no other rule has
+    assert path_patterns(rule) == ["/socket.io/*"]
+    assert rule["Properties"]["Actions"] == [
+        {"Type": "forward", "TargetGroupArn": {"Ref": "TargetGroup"}}
+    ]
+    assert rule["Properties"]["ListenerArn"] == {"Ref": "ListenerArn"}
+    passed = load(ROOT_TEMPLATE)["Resources"]["RealtimeStack"]["Properties"]["Parameters"]
+    assert passed["ListenerArn"] == {"Fn::GetAtt": ["ApiStack", "Outputs.PublicListenerArn"]}
+    assert stack("api")["Outputs"]["PublicListenerArn"]["Value"] == {"Ref": "PublicListener"}
+    assert len(priorities) == len(set(priorities))
+    for path in ("/socket.io/", "/socket.io/?EIO=4&transport=polling"):
+        assert alb_path_matches("/socket.io/*", path)
+    # AND the target group keeps a client on one task (long-polling needs it)
+    assert attributes["stickiness.enabled"] == "true"
+    assert attributes["stickiness.type"] == "lb_cookie"
+    assert int(resolved_default(template, attributes["stickiness.lb_cookie.duration_seconds"])) >= 60
+    assert attributes["deregistration_delay.timeout_seconds"] == "30"
+    assert template["Resources"]["Service"]["DependsOn"] == "ListenerRule"
+
+
+def test_metrics_is_not_reachable_through_the_alb() -> None:
+    # GIVEN the listener rules of both stacks, the listener's default action and the WAF
+    rules = listener_rules()
+    api = stack("api")
+    web_acl = only_resource(api, "AWS::WAFv2::WebACL")
+
+    # WHEN the rule that matches /metrics first is found (lowest priority number)
+    def first_rule(path: str) -> dict[str, Any] | None:
+        matching = sorted(
+            (priority, index, rule) for index, (priority, rule) in enumerate(rules)
+            if any(alb_path_matches(p, path) for p in path_patterns(rule))
+        )
+        return matching[0][2] if matching else None
+
+    # THEN the listener answers /metrics itself with a 404 (it would otherwise
+    # fall through to the api's default action, which serves it), no rule
+    # forwards it to any tier, and the WAF blocks it even percent-encoded
+    for path in ("/metrics", "/metrics/"):
+        rule = first_rule(path)
+        assert rule is not None, path
+        (action,) = rule["Properties"]["Actions"]
+        assert action["Type"] == "fixed-response"
+        assert action["FixedResponseConfig"]["StatusCode"] == "404"
+    (blocking,) = [r for r in web_acl["Rules"] if r["Name"] == "metrics-not-public"]
+    match = blocking["Statement"]["ByteMatchStatement"]
+    assert blocking["Action"] == {"Block": {}}
+    assert match["FieldToMatch"] == {"UriPath": {}}
+    assert (match["PositionalConstraint"], match["SearchString"]) == ("STARTS_WITH", "/metrics")
+    assert [t["Type"] for t in sorted(match["TextTransformations"], key=lambda t: t["Priority"])] == [
+        "URL_DECODE", "NORMALIZE_PATH"]
+
+
+# ----------------------------------------------------------------- realtime --
+def test_realtime_container_serves_socketio_on_port_3001_in_one_process() -> None:
+    # GIVEN the realtime stack
+    template = stack("realtime")
+
+    # WHEN its container, service and target group are read
+    definition = container(template, "realtime")
+    service = only_resource(template, "AWS::ECS::Service")
+    target_group = only_resource(template, "AWS::ElasticLoadBalancingV2::TargetGroup")
+
+    # THEN `crm realtime --port 3001` runs one process per task (an Engine.IO
+    # session lives in one process; stickiness pins a task, not a process)
+    # and is reachable from the ALB on port 3001
+    assert definition["Command"] == ["crm", "realtime", "--port", "3001", "--workers", "1"]
+    assert [m["ContainerPort"] for m in definition["PortMappings"]] == [3001]
+    assert service["LoadBalancers"] == [
+        {
+            "ContainerName": "realtime",
+            "ContainerPort": 3001,
+            "TargetGroupArn": {"Ref": "TargetGroup"},
+        }
+    ]
+    assert target_group["Port"] == 3001
+    assert target_group["Protocol"] == "HTTP"
+    assert target_group["TargetType"] == "ip"
+
+
+def test_realtime_health_checks_use_health() -> None:
+    # GIVEN the realtime stack
+    template = stack("realtime")
+
+    # WHEN the container and target-group health checks are read
+    definition = container(template, "realtime")
+    target_group = only_resource(template, "AWS::ElasticLoadBalancingV2::TargetGroup")
+    probe = " ".join(definition["HealthCheck"]["Command"])
+
+    # THEN the container probes its /health for liveness (any answer), the ALB
+    # wants a 200 from /health (Redis answers), and a task stops within 30 s
+    assert "'127.0.0.1', 3001" in probe and "'/health'" in probe
+    assert target_group["HealthCheckPath"] == "/health"
+    assert target_group["Matcher"] == {"HttpCode": "200"}
+    assert definition["StopTimeout"] == 30
+    assert only_resource(template, "AWS::ECS::Service")["HealthCheckGracePeriodSeconds"] >= 30
+
+
+def test_worker_and_realtime_share_the_one_realtime_channel() -> None:
+    # GIVEN what the root passes to the worker and realtime stacks
+    root = load(ROOT_TEMPLATE)
+
+    # WHEN each container's REALTIME_CHANNEL is followed back to the root
+    sources = {}
+    for name, nested in (("worker", "WorkerStack"), ("realtime", "RealtimeStack")):
+        environment = {
+            i["Name"]: i["Value"] for i in list_items(container(stack(name), name)["Environment"])
+        }
+        passed = root["Resources"][nested]["Properties"]["Parameters"]
+        sources[name] = passed[environment["REALTIME_CHANNEL"]["Ref"]]
+
+    # THEN both read the root's one parameter: the relay announces on the
+    # channel the realtime tasks listen on, whatever it is set to
+    assert sources == {"worker": {"Ref": "RealtimeChannel"}, "realtime": {"Ref": "RealtimeChannel"}}
+    assert root["Parameters"]["RealtimeChannel"]["Default"] == "crm:realtime:events"
+
+
+# ------------------------------------------------------------------ network --
+def ingress(template: dict[str, Any], group: str) -> set[tuple[int, int, str]]:
+    rules = template["Resources"][group]["Properties"].get("SecurityGroupIngress", [])
+    return {(r["FromPort"], r["ToPort"], r["SourceSecurityGroupId"]["Ref"]) for r in rules}
+
+
+def test_security_groups_chain_alb_to_tiers_to_data_stores() -> None:
+    # GIVEN the network stack
+    template = stack("network")
+
+    # WHEN the security groups' rules are read
+    alb_egress = {
+        (r["FromPort"], r["ToPort"])
+        for r in template["Resources"]["AlbSecurityGroup"]["Properties"]["SecurityGroupEgress"]
+    }
+
+    # THEN the ALB reaches the api (3000) and realtime (3001) tasks only, each
+    # tier admits its port from the ALB only, the worker admits nothing, and
+    # MySQL and Redis admit the three tiers and nobody else
+    assert alb_egress == {(3000, 3000), (3001, 3001)}
+    assert ingress(template, "ApiSecurityGroup") == {(3000, 3000, "AlbSecurityGroup")}
+    assert ingress(template, "RealtimeSecurityGroup") == {(3001, 3001, "AlbSecurityGroup")}
+    assert ingress(template, "WorkerSecurityGroup") == set()
+    tiers = {"ApiSecurityGroup", "WorkerSecurityGroup", "RealtimeSecurityGroup"}
+    assert ingress(template, "DatabaseSecurityGroup") == {(3306, 3306, g) for g in tiers}
+    assert ingress(template, "CacheSecurityGroup") == {(6379, 6379, g) for g in tiers}
+    passed = load(ROOT_TEMPLATE)["Resources"]["RealtimeStack"]["Properties"]["Parameters"]
+    assert passed["RealtimeSecurityGroupId"] == {
+        "Fn::GetAtt": ["NetworkStack", "Outputs.RealtimeSecurityGroupId"]}
 
 
 # ------------------------------------------------------------------- worker --
@@ -728,3 +954,10 @@ def test_alarms_cover_errors_latency_dead_letters_and_database_cpu() -> None:
         assert (dlq["Threshold"], dlq["ComparisonOperator"]) == (0, "GreaterThanThreshold")
     assert watched["CPUUtilization"]["Namespace"] == "AWS/RDS"
     assert template["Resources"]["AlertTopic"]["Condition"] == "HasAlertEmail"
+    # AND live updates being down (no healthy realtime task) alarms too
+    healthy = watched["HealthyHostCount"]
+    assert {d["Name"]: d["Value"] for d in healthy["Dimensions"]} == {
+        "LoadBalancer": {"Ref": "LoadBalancerFullName"},
+        "TargetGroup": {"Ref": "RealtimeTargetGroupFullName"},
+    }
+    assert (healthy["Threshold"], healthy["ComparisonOperator"]) == (1, "LessThanThreshold")
