@@ -57,7 +57,8 @@ def local(host: str, port: int) -> None:
     children = Children()
     cli = [sys.executable, "-m", "tiers.cli"]
     try:
-        children.spawn("worker", [*cli, "worker", "--scheduler", "--threads", "2", "--metrics-port", "0"])
+        children.spawn("worker", [*cli, "worker", "--scheduler", "--threads", "2", "--metrics-port", "0"],
+                       handles_sigterm=True)
         children.spawn("server", [*cli, "serve", "--host", host, "--port", str(port), "--workers", "1",
                                   "--threads", "8", "--kill-timeout", str(int(LOCAL_STOP_SECONDS) - 1)])
         click.echo(f"CRM API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", err=True)

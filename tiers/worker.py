@@ -22,6 +22,19 @@ def worker(threads: int | None, relay: bool, run_scheduler: bool, metrics_port: 
 
     from layers.runtime.children import follow_parent
 
+    # A stop asked for while the app is still being imported (crm local stopped right after it started) ends
+    # the process cleanly once set-up is done, instead of killing it mid-import with SIGTERM's default action.
+    stop = threading.Event()
+    consumer: Any = None
+
+    def _stop(signum: int, _frame: Any) -> None:
+        click.echo(f"signal {signum}: finishing messages in hand", err=True)
+        stop.set()
+        if consumer is not None:
+            consumer.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     follow_parent()
     settings = check_settings()
     if run_scheduler and not settings.is_local:
@@ -51,15 +64,9 @@ def worker(threads: int | None, relay: bool, run_scheduler: bool, metrics_port: 
     resolved = queues()
     consumer = Worker(composition.app, sqs(), resolved, threads=threads or settings.worker_threads,
                       wait_seconds=settings.worker_wait_seconds, visibility_timeout=settings.worker_visibility_timeout)
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: Any) -> None:
-        click.echo(f"signal {signum}: finishing messages in hand", err=True)
-        stop.set()
-        consumer.stop()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    if stop.is_set():
+        click.echo("stopped before it started", err=True)
+        sys.exit(0)
     if relay:
         outbox = Relay(sqs_publisher(resolved), batch_size=settings.relay_batch_size)
         threading.Thread(target=outbox.run_forever, args=(stop,), name="outbox-relay", daemon=True,

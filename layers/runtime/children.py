@@ -32,6 +32,9 @@ _PR_SET_PDEATHSIG = 1
 class Child:
     name: str
     process: subprocess.Popen[bytes]
+    # A Python tier installs its SIGTERM handler first thing; SIGTERM before that kills it (-15) and the stop
+    # reads as a failure. Such a child gets a moment to install it before it is signalled.
+    handles_sigterm: bool = False
 
     @property
     def pid(self) -> int:
@@ -55,10 +58,12 @@ class Children:
     def __init__(self) -> None:
         self.children: list[Child] = []
 
-    def spawn(self, name: str, argv: list[str]) -> Child:
-        """Start `argv` in a new session (its own process group), told who its parent is."""
+    def spawn(self, name: str, argv: list[str], *, handles_sigterm: bool = False) -> Child:
+        """Start `argv` in a new session (its own process group), told who its parent is. `handles_sigterm`:
+        the child installs a SIGTERM handler as it starts (the Python tiers), so a stop waits for it."""
         env = {**os.environ, PARENT_ENV: str(os.getpid())}
-        child = Child(name, subprocess.Popen(argv, env=env, start_new_session=True))  # noqa: S603 - our own argv
+        child = Child(name, subprocess.Popen(argv, env=env, start_new_session=True),  # noqa: S603 - our own argv
+                      handles_sigterm)
         self.children.append(child)
         return child
 
@@ -71,6 +76,9 @@ class Children:
         until the deadline, then SIGKILL the groups still running; also any process left in a group whose
         leader exited (an orphaned granian worker)."""
         started = time.monotonic()
+        for child in self.children:
+            if child.handles_sigterm:
+                _wait_until_it_catches(child, signal.SIGTERM, until=started + min(2.0, deadline_seconds / 2))
         for child in self.children:
             if child.process.poll() is None:
                 _signal(child.pid, signal.SIGTERM, group=False)
@@ -107,6 +115,20 @@ def follow_parent() -> None:
         return
     if os.getppid() != int(parent):  # it died before prctl took effect
         sys.exit(1)
+
+
+def _wait_until_it_catches(child: Child, signum: int, *, until: float) -> None:
+    """Until `child` has a handler for `signum` (its SigCgt mask, Linux), exits, or `until` passes."""
+    status = f"/proc/{child.pid}/status"
+    while child.process.poll() is None and time.monotonic() < until:
+        try:
+            with open(status) as lines:
+                mask = next((line.split()[1] for line in lines if line.startswith("SigCgt:")), None)
+        except OSError:
+            return  # not Linux, or already gone
+        if mask is None or int(mask, 16) >> (signum - 1) & 1:
+            return
+        time.sleep(0.01)
 
 
 def _signal(pid: int, signum: int, *, group: bool) -> None:

@@ -158,6 +158,32 @@ def test_sigterm_stops_the_worker_within_the_stop_timeout(moto_env: dict[str, st
     assert "finishing messages in hand" in log.read_text(errors="replace")
 
 
+def _catches(pid: int, signum: int) -> bool:
+    """Whether the process has a handler for `signum` (the SigCgt mask in /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+def test_sigterm_while_the_worker_is_still_starting_is_a_clean_stop(moto_env: dict[str, str], tmp_path: Path) -> None:
+    # GIVEN a worker that has only just started: its handler is in place, its app perhaps still importing
+    # (crm local stopped right after it started does this)
+    log = tmp_path / "worker.log"
+    worker = start_worker(moto_env, log)
+    deadline = time.monotonic() + 30
+    while not _catches(worker.pid, signal.SIGTERM):
+        assert worker.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+        time.sleep(0.005)
+
+    # WHEN SIGTERM arrives at once
+    worker.send_signal(signal.SIGTERM)
+    code = worker.wait(30)
+
+    # THEN it is a clean stop (exit 0), not a death by signal (-15) that crm local reports as a failure
+    assert code == 0, log.read_text(errors="replace")
+
+
 def test_worker_metrics_are_served(moto_env: dict[str, str], tmp_path: Path) -> None:
     # GIVEN a running worker with its metrics port
     port = _free_port()
