@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     realtime_presence_ttl_seconds: int = Field(30, alias="REALTIME_PRESENCE_TTL_SECONDS", ge=3)
     # Browser origins allowed to connect ("*" any); empty: the tier's own origin only.
     realtime_cors_origins: list[str] = Field(default_factory=list, alias="REALTIME_CORS_ORIGINS")
+    # Long-polling needs every request of a session to reach the same process: with several processes behind
+    # one port (`crm realtime --workers N`), only websockets are offered.
+    realtime_websocket_only: bool = Field(False, alias="REALTIME_WEBSOCKET_ONLY")
 
     @property
     def is_local(self) -> bool:

@@ -115,6 +115,18 @@ def worker(threads: int | None, relay: bool, run_scheduler: bool, metrics_port: 
     sys.exit(0 if finished else 1)
 
 
+@main.command()
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=3001, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="Processes; more than one offers websockets only (long-polling needs one process)")
+def realtime(host: str, port: int, workers: int) -> None:
+    """Run the real-time tier: Socket.io on granian (ASGI), fed from the event log through Redis."""
+    from tiers.realtime import main as realtime_main
+
+    realtime_main(["--host", host, "--port", str(port), "--workers", str(workers)])
+
+
 @main.group()
 def dlq() -> None:
     """Dead-lettered jobs of the jobs and bulk queues: list them, send them back."""
