@@ -90,6 +90,9 @@ class RealtimeServer:
         self._redis: aioredis.Redis | None = None
         self._failures = failures
         self._tasks: dict[str, list[asyncio.Task[Any]]] = {}
+        # Every accepted connection, from its `connect` on (the fan-out registers it a moment later, once the
+        # handshake is done: a `subscribe` sent right after connecting must find it).
+        self.connections: dict[str, Connection] = {}
         self._views: dict[str, dict[str, Viewing]] = {}
         self._timers: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -125,7 +128,7 @@ class RealtimeServer:
         for task in self._timers:
             task.cancel()
         await asyncio.gather(*self._timers, return_exceptions=True)
-        for sid in list(self.fanout.connections):
+        for sid in list(self.connections):
             await self._forget(sid)
         if self._redis is not None:
             await self._redis.aclose()
@@ -180,6 +183,7 @@ class RealtimeServer:
         connection = Connection(sid, grant.scope, queue_size=self.config.send_queue_size, grant=grant,
                                 on_overflow=self._too_slow)
         REALTIME_CONNECTED.inc()
+        self.connections[sid] = connection
         self._tasks[sid] = [asyncio.create_task(self._run(connection, after), name=f"realtime-{sid}")]
 
     async def _admit(self, address: str, environ: dict[str, Any], auth: Any) -> tuple[Grant, int | None]:
@@ -219,7 +223,7 @@ class RealtimeServer:
 
     async def _writable(self, sid: str) -> None:
         """Wait while the transport still holds many packets for this client (backpressure, step 7)."""
-        while self.fanout.connections.get(sid) is not None:
+        while sid in self.connections:
             eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
             socket = self.sio.eio.sockets.get(eio_sid) if eio_sid else None
             queue = getattr(socket, "queue", None)
@@ -246,8 +250,8 @@ class RealtimeServer:
         await self._forget(sid)
 
     async def _forget(self, sid: str) -> None:
-        connection = self.fanout.detach(sid)
-        if connection is not None:
+        self.fanout.detach(sid)
+        if self.connections.pop(sid, None) is not None:
             REALTIME_CONNECTED.dec()
         for task in self._tasks.pop(sid, []):
             task.cancel()
@@ -258,7 +262,7 @@ class RealtimeServer:
 
     # ---- subscriptions ------------------------------------------------------------------------------
     async def _subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
-        connection = self.fanout.connections.get(sid)
+        connection = self.connections.get(sid)
         if connection is None:
             return problem(BadRequest("not connected"))
         try:
@@ -273,7 +277,7 @@ class RealtimeServer:
         return {"subscription": subscription.read(), "subscriptions": connection.subscriptions.read()}
 
     async def _unsubscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
-        connection = self.fanout.connections.get(sid)
+        connection = self.connections.get(sid)
         if connection is None:
             return problem(BadRequest("not connected"))
         subscription_id = data.get("id") if isinstance(data, dict) else None
@@ -286,7 +290,7 @@ class RealtimeServer:
 
     # ---- presence -----------------------------------------------------------------------------------
     async def _view(self, sid: str, data: Any = None) -> dict[str, Any]:
-        connection = self.fanout.connections.get(sid)
+        connection = self.connections.get(sid)
         if connection is None:
             return problem(BadRequest("not connected"))
         try:
@@ -312,7 +316,7 @@ class RealtimeServer:
                 "viewers": await self._viewers(views[name].key)}
 
     async def _leave(self, sid: str, data: Any = None) -> dict[str, Any]:
-        connection = self.fanout.connections.get(sid)
+        connection = self.connections.get(sid)
         if connection is None:
             return problem(BadRequest("not connected"))
         try:
@@ -420,7 +424,7 @@ class RealtimeServer:
                 except Exception:  # the database is away: keep the connection, check again next time
                     log.warning("could not re-check a real-time connection", exc_info=True)
 
-        await asyncio.gather(*(check(c) for c in list(self.fanout.connections.values())))
+        await asyncio.gather(*(check(c) for c in list(self.connections.values())))
 
     async def _presence_timer(self) -> None:
         async def refresh() -> None:

@@ -191,7 +191,8 @@ def test_two_workspaces_never_cross() -> None:
         # GIVEN a client in each of two workspaces
         log = FakeLog()
         fanout = Fanout(_ports(log), backfill_limit=1000)
-        mine, theirs = Connection("a", _scope(WORKSPACE), queue_size=100), Connection("b", _scope(OTHER), queue_size=100)
+        mine = Connection("a", _scope(WORKSPACE), queue_size=100)
+        theirs = Connection("b", _scope(OTHER), queue_size=100)
         await fanout.attach(mine, None)
         await fanout.attach(theirs, None)
 
