@@ -25,6 +25,7 @@ from functions.imports.routes import bp as imports
 from functions.maintenance.routes import bp as maintenance
 from functions.merges.routes import bp as merges
 from functions.pipelines.routes import bp as pipelines
+from functions.realtime.routes import bp as realtime
 from functions.reports.routes import bp as reports
 from functions.system.routes import bp as system
 from functions.webhooks.routes import bp as webhooks
@@ -85,6 +86,7 @@ for capability, blueprint in (
     ("pipelines", pipelines), ("deals", deals), ("activities", activities), ("associations", associations),
     ("fields", fields), ("merges", merges), ("reports", reports), ("events", events), ("webhooks", webhooks),
     ("imports", imports), ("exports", exports), ("automations", automations), ("maintenance", maintenance),
+    ("realtime", realtime),
 ):
     app.register_blueprint(_with_jobs_and_schedules(capability, blueprint))  # type: ignore[arg-type]
 

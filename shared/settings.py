@@ -77,6 +77,27 @@ class Settings(BaseSettings):
     import_chunk_rows: int = Field(1000, alias="IMPORT_CHUNK_ROWS", ge=1)
     import_chunk_seconds: float = Field(10.0, alias="IMPORT_CHUNK_SECONDS", gt=0)
 
+    # The real-time tier (tiers/realtime.py). The relay publishes what it numbered on this Redis channel
+    # (pub/sub is not per database: tests and side-by-side deployments set their own); presence messages
+    # travel on `<channel>:presence`.
+    realtime_channel: str = Field("crm:realtime:events", alias="REALTIME_CHANNEL", min_length=1)
+    # Messages one connection may have waiting; a client further behind is disconnected (it can resume).
+    realtime_send_queue_size: int = Field(1000, alias="REALTIME_SEND_QUEUE_SIZE", ge=1)
+    # How often every connection's credential is checked again (a revoked key, an ended session, a removed
+    # member is disconnected within this); the issue promises 60 s, we check twice as often.
+    realtime_recheck_seconds: float = Field(30.0, alias="REALTIME_RECHECK_SECONDS", gt=0, le=30)
+    # How often a workspace with connections compares its last sequence with the log (a lost announcement).
+    realtime_heal_seconds: float = Field(5.0, alias="REALTIME_HEAL_SECONDS", gt=0)
+    # A resume further behind than this many events is told to resync through REST instead.
+    realtime_backfill_limit: int = Field(10_000, alias="REALTIME_BACKFILL_LIMIT", ge=1)
+    # A viewer's presence entry outlives its socket by at most this; it is refreshed at a third of it.
+    realtime_presence_ttl_seconds: int = Field(30, alias="REALTIME_PRESENCE_TTL_SECONDS", ge=3)
+    # Browser origins allowed to connect ("*" any); empty: the tier's own origin only.
+    realtime_cors_origins: list[str] = Field(default_factory=list, alias="REALTIME_CORS_ORIGINS")
+    # Long-polling needs every request of a session to reach the same process: with several processes behind
+    # one port (`crm realtime --workers N`), only websockets are offered.
+    realtime_websocket_only: bool = Field(False, alias="REALTIME_WEBSOCKET_ONLY")
+
     @property
     def is_local(self) -> bool:
         return self.crm_env in ("local", "test")

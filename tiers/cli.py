@@ -1,4 +1,4 @@
-"""The `crm` command: one sub-command per tier (serve, worker, local, invoke) and the operator commands.
+"""The `crm` command: one sub-command per tier (serve, worker, realtime, local, invoke) and the operator commands.
 
 Each tier's command lives in its own module beside this one; their heavy imports stay inside the commands
 (`serve` must set PROMETHEUS_MULTIPROC_DIR before anything imports prometheus_client, and Sentry must start
@@ -12,6 +12,7 @@ from tiers.api import serve
 from tiers.invoke import invoke
 from tiers.local import local
 from tiers.ops import dlq, makemigration, migrate, openapi, schedules, workspace
+from tiers.realtime import realtime
 from tiers.worker import worker
 
 
@@ -20,7 +21,7 @@ def main() -> None:
     """CRM backend: API tier, local all-in-one mode and operator commands."""
 
 
-for command in (serve, worker, dlq, schedules, local, migrate, makemigration, workspace, invoke, openapi):
+for command in (serve, worker, realtime, dlq, schedules, local, migrate, makemigration, workspace, invoke, openapi):
     main.add_command(command)
 
 

@@ -68,7 +68,10 @@ def worker(threads: int | None, relay: bool, run_scheduler: bool, metrics_port: 
         click.echo("stopped before it started", err=True)
         sys.exit(0)
     if relay:
-        outbox = Relay(sqs_publisher(resolved), batch_size=settings.relay_batch_size)
+        from layers.realtime.broadcast import redis_announcer
+
+        outbox = Relay(sqs_publisher(resolved), batch_size=settings.relay_batch_size,
+                       announce=redis_announcer(settings.realtime_channel))  # the real-time tier listens there
         threading.Thread(target=outbox.run_forever, args=(stop,), name="outbox-relay", daemon=True,
                          kwargs={"idle_seconds": settings.relay_idle_seconds, "wakeup": Wakeup()}).start()
     local_scheduler = None

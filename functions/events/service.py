@@ -9,9 +9,9 @@ from sqlalchemy import ColumnElement, func, or_, select
 from functions.events.schemas import EventsQuery
 from layers.db.uow import UnitOfWork
 from layers.http.requests import page_json
-from layers.queue.outbox import OutboxEvent, event_body
+from layers.queue.outbox import EventSequence, OutboxEvent, event_body
 from layers.records.properties import LIKE_ESCAPE, escape_like
-from shared.context import Scope
+from shared.context import Scope, system_scope
 from shared.cursors import decode_cursor, encode_cursor
 from shared.errors import Forbidden, Gone, NotFound, ValidationFailed
 from shared.settings import get_settings
@@ -50,6 +50,31 @@ def get_event(*, scope: Scope, event_id: str) -> dict[str, Any]:
         if row is None:
             raise NotFound(f"no event {event_id}")
         return event_body(row)
+
+
+# ---- the event log as the real-time tier reads it (its EventLog port; any workspace, by sequence) ------------
+def events_after(workspace_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` event bodies of the workspace with sequence > `after`, oldest first."""
+    with UnitOfWork(system_scope(workspace_id, source="realtime")) as uow:
+        rows = uow.session.scalars(
+            select(OutboxEvent).where(OutboxEvent.kind == "event", OutboxEvent.sequence > after)
+            .order_by(OutboxEvent.sequence).limit(limit))
+        return [event_body(row) for row in rows]
+
+
+def oldest_sequence(workspace_id: str) -> int | None:
+    with UnitOfWork(system_scope(workspace_id, source="realtime")) as uow:
+        return uow.session.scalar(select(func.min(OutboxEvent.sequence)).where(OutboxEvent.sequence.is_not(None)))
+
+
+def last_sequences(workspace_ids: list[str]) -> dict[str, int]:
+    """The last sequence each workspace handed out (its relay's COMMIT made every one up to it readable)."""
+    if not workspace_ids:
+        return {}
+    with UnitOfWork(unscoped=True) as uow:
+        found = dict(uow.session.execute(select(EventSequence.workspace_id, EventSequence.last_sequence)
+                                         .where(EventSequence.workspace_id.in_(workspace_ids))).tuples().all())
+    return {w: int(found.get(w, 0)) for w in workspace_ids}
 
 
 def _position(cursor: str | None, secret: str) -> int:

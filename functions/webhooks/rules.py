@@ -1,15 +1,18 @@
-"""Pure webhook rules: event type patterns, retry backoff, when to give up, secrets."""
+"""Pure webhook rules: retry backoff, when to give up, secrets; event type patterns come from shared/."""
 from __future__ import annotations
 
 import base64
 import math
-import re
 import secrets as random_source
 from datetime import UTC, datetime, timedelta
 from random import Random
 
+# One pattern language for webhooks and real-time subscriptions (re-exported: the fan-out speaks it).
+from shared.event_patterns import PATTERN, any_type_matches, object_prefixes, type_matches
+
+__all__ = ["PATTERN", "any_type_matches", "object_prefixes", "type_matches"]
+
 SECRET_PREFIX = "whsec_"
-PATTERN = re.compile(r"^(\*|[a-z][a-z0-9_]*\.(\*|[a-z][a-z0-9_]*))$")
 RETRY_BASE = timedelta(seconds=30)
 RETRY_CAP = timedelta(hours=1)
 GIVE_UP_AFTER = timedelta(hours=24)
@@ -23,24 +26,6 @@ MAX_SUBSCRIPTIONS = 100
 def new_secret() -> str:
     """`whsec_` and 32 random bytes, base64url."""
     return SECRET_PREFIX + base64.urlsafe_b64encode(random_source.token_bytes(32)).decode().rstrip("=")
-
-
-def type_matches(pattern: str, event_type: str) -> bool:
-    """`*` matches everything, `contact.*` every contact event, anything else itself."""
-    if pattern == "*":
-        return True
-    if pattern.endswith(".*"):
-        return event_type.startswith(pattern[:-1])
-    return pattern == event_type
-
-
-def any_type_matches(patterns: list[str], event_type: str) -> bool:
-    return any(type_matches(p, event_type) for p in patterns)
-
-
-def object_prefixes(patterns: list[str]) -> set[str]:
-    """The object names the patterns are about (`contact` for `contact.*`); `*` names every object."""
-    return {"*" if p == "*" else p.split(".", 1)[0] for p in patterns}
 
 
 def retry_delay(attempts: int, rng: Random) -> timedelta:

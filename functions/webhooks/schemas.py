@@ -6,29 +6,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
-from functions.webhooks.rules import PATTERN
 from layers.records.search import FilterGroup
-from shared.objects import event_type_hint
+from shared.event_patterns import check_pattern
 from shared.schemas import Omittable, Page, ReadModel, RecordId, StrictModel
 
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
 Trigger = Literal["event", "redeliver", "test", "automation"]
 
 
-def _pattern(value: str) -> str:
-    if not PATTERN.match(value):
-        raise ValueError("must be an event type (`contact.created`), `<object>.*` or `*`")
-    hint = event_type_hint(value)
-    if hint is not None:  # `contacts.*` would be valid and match nothing, silently
-        raise ValueError(f"event types name their object in the singular: did you mean {hint!r}?")
-    return value
-
-
 def _unique(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-EventPattern = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_pattern)]
+EventPattern = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(check_pattern)]
 EventPatterns = Annotated[list[EventPattern], Field(min_length=1, max_length=50), AfterValidator(_unique)]
 Url = Annotated[str, Field(min_length=1, max_length=2048)]
 FilterGroups = Annotated[list[FilterGroup], Field(min_length=1, max_length=5)]

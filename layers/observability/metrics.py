@@ -66,6 +66,20 @@ OUTBOX_LAG = Histogram(
     "crm_outbox_lag_seconds", "From an outbox row being written to the relay publishing it", buckets=JOB_BUCKETS
 )
 
+# The real-time tier (layers/realtime).
+REALTIME_CONNECTED = Gauge("crm_realtime_connected_clients", "Socket.io clients connected right now",
+                           multiprocess_mode="livesum")
+REALTIME_EMITTED = Counter("crm_realtime_events_emitted_total", "Events sent to clients (one per client)",
+                           ["source"])  # live, or backfill (a resume)
+REALTIME_DROPPED = Counter("crm_realtime_dropped_clients_total", "Clients disconnected by the server", ["reason"])
+REALTIME_LATENCY = Histogram(
+    "crm_realtime_commit_to_emit_seconds",
+    "From an event occurring (its transaction's write) to a realtime process sending it to a client (live only)",
+    buckets=LATENCY_BUCKETS,
+)
+REALTIME_GAP_FILLS = Counter("crm_realtime_gap_fills_total",
+                             "Events a realtime process read from the event log because no announcement brought them")
+
 
 def render() -> tuple[bytes, str]:
     """The exposition text for /metrics (summed over worker processes when multiprocess)."""

@@ -12,7 +12,10 @@ One pass, in one transaction:
 4. publish (one message per job, one per event per consumer interested in the event's type) to the
    row's lane's queue (layers/queue/lanes.py), a job with its delay, and only then mark the rows sent and
    COMMIT. A relay killed before COMMIT leaves the rows unpublished: they are sent again with the
-   same event/job ids, and consumers' receipts make the second copy a no-op.
+   same event/job ids, and consumers' receipts make the second copy a no-op;
+5. after the COMMIT, hand the events just numbered (their `event_body`) to `announce` (the real-time
+   tier's Redis channel). Never before: a pass that rolls back announces nothing. An announcement that
+   fails, or is lost with the process, is only logged: the real-time tier heals from the event log.
 
 A workspace's events keep their order whatever their lane, so an event of the main lane still waits for
 the same workspace's earlier bulk events to be published (at ~batch_size rows per pass).
@@ -52,17 +55,19 @@ class Outgoing:
 
 
 Publisher = Callable[[Sequence[Outgoing]], None]  # raises unless every message was accepted
+Announce = Callable[[Sequence[dict[str, Any]]], None]  # committed event bodies, in sequence order per workspace
 Consumers = Callable[[Mapping[str, set[str]]], dict[str, set[tuple[str, str]]]]
 
 
 class Relay:
     def __init__(self, publish: Publisher, *, batch_size: int = 200,
-                 consumers: Consumers = interested_consumers) -> None:
+                 consumers: Consumers = interested_consumers, announce: Announce | None = None) -> None:
         """`consumers({workspace id: {event types}})`: each event consumer and the (workspace id, event
-        type) pairs whose events it gets."""
+        type) pairs whose events it gets. `announce(events)`: told of each pass's events after its COMMIT."""
         self._publish = publish
         self._batch_size = batch_size
         self._consumers = consumers
+        self._announce = announce
 
     def run_once(self) -> int:
         """Publish what is committed now; returns how many outbox rows were sent."""
@@ -84,7 +89,7 @@ class Relay:
             rows = self._rows(session, [o.workspace_id for o in owned])
             if not rows:
                 return 0
-            messages = self._number_and_render(rows, {o.workspace_id: o for o in owned})
+            messages, events = self._number_and_render(rows, {o.workspace_id: o for o in owned})
             self._publish(messages)  # raises: nothing is marked, the transaction rolls back
             now = utcnow()
             for row in rows:
@@ -92,6 +97,11 @@ class Relay:
                 OUTBOX_LAG.observe(max(0.0, (now - as_utc(row.occurred_at)).total_seconds()))
             uow.commit()
         OUTBOX_PUBLISHED.inc(len(rows))
+        if events and self._announce is not None:
+            try:
+                self._announce(events)
+            except Exception:  # the events are committed and in the log: the real-time tier heals from it
+                log.exception("announcing %d event(s) failed", len(events))
         return len(rows)
 
     def drain(self) -> int:
@@ -150,13 +160,16 @@ class Relay:
             _insert_ignore(uow.session, [{"workspace_id": w, "last_sequence": 0} for w in missing])
             uow.commit()
 
-    def _number_and_render(self, rows: list[OutboxEvent], sequences: dict[str, EventSequence]) -> list[Outgoing]:
+    def _number_and_render(self, rows: list[OutboxEvent], sequences: dict[str, EventSequence]
+                           ) -> tuple[list[Outgoing], list[dict[str, Any]]]:
+        """The messages to publish, and the numbered events' bodies (for `announce`)."""
         pending: dict[str, set[str]] = {}
         for row in rows:
             if row.kind == "event":
                 pending.setdefault(row.workspace_id, set()).add(row.event_type)
         consumers = self._consumers(pending) if pending else {}
         messages: list[Outgoing] = []
+        events: list[dict[str, Any]] = []
         for row in rows:
             lane: Lane = BULK if row.lane == BULK else MAIN
             if row.kind == "job":
@@ -167,13 +180,14 @@ class Relay:
             counter.last_sequence += 1
             row.sequence = counter.last_sequence
             event = event_body(row)
+            events.append(event)
             for consumer, wanted in consumers.items():
                 if (row.workspace_id, row.event_type) not in wanted:
                     continue
                 messages.append(Outgoing(json.dumps(
                     {"handler": consumer, "job_id": f"{row.id}:{consumer}", "payload": event},
                     separators=(",", ":"), default=str), lane))
-        return messages
+        return messages, events
 
 
 def _insert_ignore(session: Session, values: list[dict[str, Any]]) -> None:

@@ -219,6 +219,9 @@ AS_IS: dict[str, int] = {
     "activities_timeline_contacts_by_id": 404,
     "activities_timeline_companies_by_id": 404,
     "activities_timeline_deals_by_id": 404,
+    "contacts_viewers_by_id": 404,
+    "companies_viewers_by_id": 404,
+    "deals_viewers_by_id": 404,
 }
 
 # Placeholder events with a real record's id swapped in.
@@ -228,6 +231,7 @@ REALISED: dict[str, int] = {
     "contacts_archive_by_id": 204,
     "contacts_restore_by_id": 200,
     "contacts_history_by_id": 200,
+    "contacts_viewers_by_id": 200,
     "contacts_batch_update_by_id": 200,
     "contacts_batch_archive_by_id": 200,
     "companies_get_by_id": 200,

@@ -1,0 +1,530 @@
+"""The real-time tier as real processes: two `crm realtime` sharing Redis, `crm serve`, and `crm worker`
+(whose relay announces committed events), on MariaDB, Redis and moto's SQS — driven by python-socketio's
+client over websocket and long-polling, as the JS client v4 speaks the same protocol (v5)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import socketio
+
+from tests.support.firebase_keys import FirebaseTestIssuer
+from tests.system.test_serve import CRM, REPO, Server, _crm, _free_port, environment, start_server  # noqa: F401
+from tests.system.test_worker_tier import moto_env, start_worker  # noqa: F401
+
+pytestmark = pytest.mark.system
+WAIT = 20.0  # seconds a condition may take before the test fails (each is met in well under one)
+
+
+# ---- processes -------------------------------------------------------------------------------------------
+@dataclass
+class Realtime:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else "(no output)"
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if sig == signal.SIGKILL:  # the whole process group: granian's worker process too, as a crash would
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(30)
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_realtime(env: dict[str, str], directory: Path) -> Realtime:
+    port = _free_port()
+    log = directory / f"realtime-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(CRM), "realtime", "--host", "127.0.0.1", "--port", str(port)],
+            env={**env, "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="rt-metrics-", dir=directory)},
+            cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    running = Realtime(process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"crm realtime exited with {process.returncode}:\n{running.output()}")
+        try:
+            started = "Started worker-" in running.output()
+            if started and httpx.get(f"{running.url}/health", timeout=1).status_code == 200:
+                return running
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    running.stop()
+    pytest.fail(f"crm realtime did not answer /health within 30 s:\n{running.output()}")
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[FirebaseTestIssuer]:
+    with FirebaseTestIssuer(project_id="crm-rt-test") as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def rt_env(moto_env: dict[str, str], issuer: FirebaseTestIssuer) -> dict[str, str]:  # noqa: F811
+    return {**moto_env, "REALTIME_CHANNEL": f"test:realtime:{uuid.uuid4().hex}", "REALTIME_RECHECK_SECONDS": "1",
+            "REALTIME_HEAL_SECONDS": "0.5", "FIREBASE_PROJECT_ID": issuer.project_id,
+            "FIREBASE_CERTS_URL": issuer.certs_url, "ACCESS_LOG": "false"}
+
+
+@pytest.fixture(scope="module")
+def tier(rt_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The api tier, a worker with its relay, and two realtime processes."""
+    directory = tmp_path_factory.mktemp("realtime")
+    api = start_server(rt_env, directory, workers=1, threads=4)
+    worker = start_worker(rt_env, directory / "worker.log")
+    first, second = start_realtime(rt_env, directory), start_realtime(rt_env, directory)
+    yield {"api": api, "worker": worker, "a": first, "b": second, "dir": directory, "env": rt_env}
+    for process in (first, second):
+        process.stop()
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(30)
+    api.stop()
+
+
+@dataclass
+class Workspace:
+    workspace_id: str
+    api_key: str
+    owner_email: str
+    api: Server
+
+    def http(self, method: str, path: str, body: Any = None, *, key: str | None = None) -> httpx.Response:
+        with httpx.Client(base_url=self.api.base_url, timeout=30,
+                          headers={"Authorization": f"Bearer {key or self.api_key}"}) as client:
+            return client.request(method, path, json=body)
+
+    def contact(self, name: str, **fields: Any) -> str:
+        reply = self.http("POST", "/v1/contacts", {"first_name": name, **fields})
+        assert reply.status_code == 201, reply.text
+        return str(reply.json()["id"])
+
+
+def _workspace(tier: dict[str, Any], name: str) -> Workspace:
+    email = f"{name.lower()}-{uuid.uuid4().hex[:8]}@example.com"
+    made = json.loads(_crm(tier["env"], "workspace", "create", "--name", name, "--owner-email", email))
+    return Workspace(made["workspace_id"], made["api_key"], email, tier["api"])
+
+
+@pytest.fixture(scope="module")
+def shared_workspace(tier: dict[str, Any]) -> Workspace:
+    return _workspace(tier, "Live")
+
+
+# ---- the client ------------------------------------------------------------------------------------------
+class Listener:
+    """A python-socketio client that records what it gets."""
+
+    def __init__(self, url: str, auth: dict[str, Any] | None, transports: tuple[str, ...] = ("websocket",)) -> None:
+        self.url, self.auth, self.transports = url, auth, list(transports)
+        self.client = socketio.AsyncClient(reconnection=False)
+        self.events: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
+        self.resyncs: list[dict[str, Any]] = []
+        self.presence: list[dict[str, Any]] = []
+        self.refusals: list[Any] = []
+        self.gone = False
+        self.client.on("event", self.events.append)
+        self.client.on("error", self.errors.append)
+        self.client.on("resync_required", self.resyncs.append)
+        self.client.on("presence", self.presence.append)
+        self.client.on("connect_error", self.refusals.append)
+        self.client.on("disconnect", self._gone)
+
+    def _gone(self, *args: Any) -> None:
+        self.gone = True
+
+    async def connect(self) -> Listener:
+        await self.client.connect(self.url, auth=self.auth, transports=self.transports, wait_timeout=10)
+        return self
+
+    async def refused(self) -> dict[str, Any]:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await self.client.connect(self.url, auth=self.auth, transports=self.transports, wait_timeout=10)
+        await self.client.eio.disconnect(abort=True)  # no waiting for a long poll (see `close`)
+        assert self.refusals, "no connect_error"
+        refusal = self.refusals[-1]
+        assert isinstance(refusal, dict) and "data" in refusal, refusal
+        return refusal["data"]  # type: ignore[no-any-return]
+
+    def sequences(self) -> list[int]:
+        return [int(e["sequence"]) for e in self.events]
+
+    def records(self) -> list[str]:
+        return [str(e["record_id"]) for e in self.events]
+
+    async def close(self) -> None:
+        if not self.client.connected:
+            return
+        if self.transports == ["polling"]:
+            # python-socketio's client waits for its pending long poll to end (up to the 25 s ping interval)
+            # before a disconnect returns; the JS client aborts it. Leave without waiting: the server drops
+            # the session at its ping timeout.
+            await self.client.eio.disconnect(abort=True)
+            return
+        await self.client.disconnect()
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def _consecutive(sequences: list[int]) -> bool:
+    return sequences == list(range(sequences[0], sequences[0] + len(sequences))) if sequences else True
+
+
+# ---- connecting ------------------------------------------------------------------------------------------
+def test_a_key_hears_a_write_on_both_processes_over_websocket_and_long_polling(
+        tier: dict[str, Any], shared_workspace: Workspace) -> None:
+    async def scenario() -> None:
+        # GIVEN a client on each process over each transport
+        auth = {"token": shared_workspace.api_key}
+        listeners = [await Listener(tier[p].url, auth, (t,)).connect() for p in "ab" for t in ("websocket", "polling")]
+
+        # WHEN a contact is created through the API
+        contact = await asyncio.to_thread(shared_workspace.contact, "Live")
+
+        # THEN each client gets its contact.created, with the body the event log serves
+        for listener in listeners:
+            await until(lambda listener=listener: contact in listener.records(), f"the event on {listener.transports}")
+        event = next(e for e in listeners[0].events if e["record_id"] == contact)
+        log = shared_workspace.http("GET", "/v1/events", None).json()
+        assert event["type"] == "contact.created" and event["workspace_id"] == shared_workspace.workspace_id
+        assert any(e == event for e in log["data"]) or event["sequence"] > log["data"][-1]["sequence"]
+        for listener in listeners:
+            await listener.close()
+
+    asyncio.run(scenario())
+
+
+def test_bad_credentials_are_refused_with_the_rest_problem_shape(
+        tier: dict[str, Any], shared_workspace: Workspace) -> None:
+    async def scenario() -> None:
+        url = tier["a"].url
+        # WHEN clients connect without auth, with an unknown key, a bad token, another workspace, a bad `after`
+        nothing = await Listener(url, None).refused()
+        # (over websocket: python-socketio's client sits out a long poll after a refusal over polling)
+        unknown = await Listener(url, {"token": "crm_" + "x" * 40}).refused()
+        garbage = await Listener(url, {"token": "not-a-jwt"}).refused()
+        elsewhere = await Listener(url, {"token": shared_workspace.api_key,
+                                         "workspace_id": "01J9Z8Q4V6W2X3Y5Z7A9B1C3D5"}).refused()
+        bad_after = await Listener(url, {"token": shared_workspace.api_key, "after": "not-a-cursor"}).refused()
+
+        # THEN each gets connect_error with a problem: 401, 401, 401, 403, 422
+        for refusal, status in ((nothing, 401), (unknown, 401), (garbage, 401), (elsewhere, 403), (bad_after, 422)):
+            assert refusal["status"] == status, refusal
+            assert {"type", "title", "status", "detail"} <= set(refusal)
+            assert refusal["type"].startswith("urn:crm:problem:")
+
+    asyncio.run(scenario())
+
+
+# ---- subscriptions ---------------------------------------------------------------------------------------
+def test_subscriptions_narrow_what_a_client_gets_and_invalid_ones_are_refused(
+        tier: dict[str, Any], shared_workspace: Workspace) -> None:
+    async def scenario() -> None:
+        # GIVEN a client, and a contact it will follow by id
+        followed = await asyncio.to_thread(shared_workspace.contact, "Followed")
+        listener = await Listener(tier["b"].url, {"token": shared_workspace.api_key}).connect()
+        await until(lambda: followed in listener.records(), "the followed contact's creation (everything, so far)")
+        listener.events.clear()
+        call = listener.client.call
+
+        # WHEN it subscribes to company events, to one contact, and to contacts matching a filter
+        companies = await call("subscribe", {"id": "companies", "event_types": ["company.*"]}, timeout=10)
+        one = await call("subscribe", {"id": "one", "records": [f"contacts/{followed}"]}, timeout=10)
+        vip = await call("subscribe", {"id": "vip", "event_types": ["contact.*"], "filter": [
+            {"filters": [{"property": "last_name", "operator": "EQ", "value": "Vip"}]}]}, timeout=10)
+        # ... and sends invalid ones
+        plural = await call("subscribe", {"event_types": ["contacts.*"]}, timeout=10)
+        unfocused = await call("subscribe", {"event_types": ["*"], "filter": [
+            {"filters": [{"property": "last_name", "operator": "EQ", "value": "x"}]}]}, timeout=10)
+        unknown_field = await call("subscribe", {"event_types": ["contact.*"], "filter": [
+            {"filters": [{"property": "shoe_size", "operator": "EQ", "value": 1}]}]}, timeout=10)
+        not_a_record = await call("subscribe", {"records": ["pipelines/01J9Z8Q4V6W2X3Y5Z7A9B1C3D5"]}, timeout=10)
+        missing = await call("unsubscribe", {"id": "nope"}, timeout=10)
+
+        # THEN the valid ones are acknowledged with what was applied (the default went away with the first)
+        assert "subscription" in companies, companies
+        assert companies["subscription"] == {"id": "companies", "event_types": ["company.*"]}
+        assert one["subscription"]["records"] == [f"contacts/{followed}"]
+        assert [s["id"] for s in vip["subscriptions"]] == ["companies", "one", "vip"]
+        # ... and the invalid ones get a problem each
+        assert [p["status"] for p in (plural, unfocused, unknown_field, not_a_record, missing)] == [
+            422, 422, 422, 422, 404]
+        assert "contact.*" in plural["detail"]
+        assert unknown_field["errors"][0]["field"].startswith("filter")
+
+        # WHEN writes happen: another contact, a company, the followed contact, a VIP, then a company marker
+        other = await asyncio.to_thread(shared_workspace.contact, "Other")
+        company = shared_workspace.http("POST", "/v1/companies", {"name": "Sub Co"}).json()["id"]
+        shared_workspace.http("PATCH", f"/v1/contacts/{followed}", {"last_name": "Changed"})
+        vip_id = await asyncio.to_thread(shared_workspace.contact, "Very", last_name="Vip")
+        marker = shared_workspace.http("POST", "/v1/companies", {"name": "Marker"}).json()["id"]
+        await until(lambda: marker in listener.records(), "the marker")
+
+        # THEN it got exactly what its subscriptions take, in order
+        got = [(e["type"], e["record_id"]) for e in listener.events]
+        assert got == [("company.created", company), ("contact.updated", followed), ("contact.created", vip_id),
+                       ("company.created", marker)]
+        assert other not in listener.records() and _consecutive(sorted(listener.sequences())) is not None
+        assert listener.sequences() == sorted(listener.sequences())
+
+        # WHEN it unsubscribes from everything
+        cleared = await call("unsubscribe", None, timeout=10)
+        assert cleared == {"subscriptions": []}
+        await listener.close()
+
+    asyncio.run(scenario())
+
+
+# ---- resume ----------------------------------------------------------------------------------------------
+def test_a_client_resumes_on_the_other_process_with_nothing_missed_and_nothing_doubled(
+        tier: dict[str, Any], shared_workspace: Workspace) -> None:
+    async def scenario() -> None:
+        # GIVEN a client that saw an event, then went away
+        first = await Listener(tier["a"].url, {"token": shared_workspace.api_key}).connect()
+        seen = await asyncio.to_thread(shared_workspace.contact, "Seen")
+        await until(lambda: seen in first.records(), "the first event")
+        last = first.sequences()[-1]
+        await first.close()
+
+        # WHEN five contacts are written while it is away, and it comes back to the other process with `after`
+        missed = [await asyncio.to_thread(shared_workspace.contact, f"Missed{i}") for i in range(5)]
+        again = await Listener(tier["b"].url, {"token": shared_workspace.api_key, "after": last},
+                               ("polling",)).connect()
+        # ... and one more is written once it is back
+        live = await asyncio.to_thread(shared_workspace.contact, "Live")
+        await until(lambda: live in again.records(), "the live event after the resume")
+
+        # THEN it got every event after `last` exactly once, in order: the five it missed, then the live one
+        assert _consecutive(again.sequences()) and again.sequences()[0] == last + 1
+        assert len(set(again.sequences())) == len(again.sequences())
+        assert [r for r in again.records() if r in [*missed, live]] == [*missed, live]
+        await again.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_cursor_from_the_event_log_resumes_where_the_log_page_ended(
+        tier: dict[str, Any], shared_workspace: Workspace) -> None:
+    async def scenario() -> None:
+        # GIVEN the event log read to its end through REST
+        cursor, more = None, True
+        while more:
+            page = shared_workspace.http("GET", f"/v1/events?limit=500{'&after=' + cursor if cursor else ''}").json()
+            cursor, more = page["next_cursor"], page["has_more"]
+
+        # WHEN a contact is written, then a client connects with that cursor
+        after_read = await asyncio.to_thread(shared_workspace.contact, "AfterRead")
+        listener = await Listener(tier["a"].url, {"token": shared_workspace.api_key, "after": cursor}).connect()
+
+        # THEN it gets the contact's event first (from the log), nothing older
+        await until(lambda: after_read in listener.records(), "the event after the cursor")
+        assert listener.records()[0] == after_read
+        await listener.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_killed_process_clients_reconnect_to_the_other_and_resume_without_loss(
+        tier: dict[str, Any], shared_workspace: Workspace) -> None:
+    async def scenario() -> None:
+        # GIVEN a third process with clients over both transports, which have seen an event
+        doomed = start_realtime(tier["env"], tier["dir"])
+        auth = {"token": shared_workspace.api_key}
+        clients = [await Listener(doomed.url, auth, (t,)).connect() for t in ("websocket", "polling")]
+        before = await asyncio.to_thread(shared_workspace.contact, "Before")
+        for client in clients:
+            await until(lambda client=client: before in client.records(), "the first event")
+
+        # WHEN the process is killed and writes go on
+        doomed.stop(signal.SIGKILL)
+        written = [await asyncio.to_thread(shared_workspace.contact, f"During{i}") for i in range(3)]
+        for client in clients:
+            await until(lambda client=client: client.gone, "the client to notice")
+
+        # THEN each reconnects to another process with its last sequence and gets everything, once, in order
+        for client in clients:
+            again = await Listener(tier["b"].url, {**auth, "after": client.sequences()[-1]}, tuple(client.transports)
+                                   ).connect()
+            await until(lambda again=again: written[-1] in again.records(), "the events written meanwhile")
+            combined = client.sequences() + again.sequences()
+            assert _consecutive(combined) and len(set(combined)) == len(combined)
+            assert [r for r in again.records() if r in written] == written
+            await again.close()
+
+    asyncio.run(scenario())
+
+
+# ---- who may see what ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def restricted(tier: dict[str, Any], issuer: FirebaseTestIssuer) -> dict[str, Any]:
+    """A workspace with record-level visibility on: its owner (a person), a member, their tokens."""
+    workspace = _workspace(tier, "Restricted")
+    assert workspace.http("PATCH", "/v1/workspace", {"restrict_member_visibility": True}).status_code == 200
+    member_email = f"member-{uuid.uuid4().hex[:8]}@example.com"
+    invited = workspace.http("POST", "/v1/members", {"email": member_email, "role": "member"})
+    assert invited.status_code == 201, invited.text
+    member_token = issuer.mint(f"uid-{uuid.uuid4().hex}", email=member_email)
+    owner_token = issuer.mint(f"uid-{uuid.uuid4().hex}", email=workspace.owner_email)
+    owner_id = workspace.http("GET", "/v1/me", key=owner_token).json()["id"]
+    return {"workspace": workspace, "member_id": invited.json()["user_id"], "member_token": member_token,
+            "owner_id": owner_id, "owner_token": owner_token}
+
+
+def test_the_visibility_matrix_follows_owner_changes(tier: dict[str, Any], restricted: dict[str, Any]) -> None:
+    workspace: Workspace = restricted["workspace"]
+    member_id, owner_id = restricted["member_id"], restricted["owner_id"]
+
+    async def scenario() -> None:
+        # GIVEN the member, the owner (a person, admin) and an API key listening
+        person = {"workspace_id": workspace.workspace_id}
+        member = await Listener(tier["a"].url, {**person, "token": restricted["member_token"]}).connect()
+        owner = await Listener(tier["b"].url, {**person, "token": restricted["owner_token"]}, ("polling",)).connect()
+        key = await Listener(tier["a"].url, {"token": workspace.api_key}).connect()
+
+        # WHEN records are written: one the member owns, one the owner owns; then the owner's moves to the
+        # member (into view), the member's moves to the owner (out of view) and changes again
+        mine = await asyncio.to_thread(workspace.contact, "Mine", owner_id=member_id)
+        theirs = await asyncio.to_thread(workspace.contact, "Theirs", owner_id=owner_id)
+        workspace.http("PATCH", f"/v1/contacts/{theirs}", {"owner_id": member_id})
+        workspace.http("PATCH", f"/v1/contacts/{mine}", {"owner_id": owner_id})
+        workspace.http("PATCH", f"/v1/contacts/{mine}", {"last_name": "Hidden"})
+        marker = await asyncio.to_thread(workspace.contact, "Marker", owner_id=member_id)
+        for listener in (member, owner, key):
+            await until(lambda listener=listener: marker in listener.records(), "the marker")
+
+        # THEN the member got what it may see when each event was sent; the owner and the key got everything
+        seen = [(e["type"], e["record_id"]) for e in member.events]
+        assert seen == [("contact.created", mine), ("contact.updated", theirs), ("contact.created", marker)]
+        for everything in (owner, key):
+            assert [r for r in everything.records() if r in (mine, theirs, marker)] == [
+                mine, theirs, theirs, mine, mine, marker]
+        for listener in (member, owner, key):
+            await listener.close()
+
+    asyncio.run(scenario())
+
+
+def test_two_workspaces_listened_to_at_once_never_cross(
+        tier: dict[str, Any], shared_workspace: Workspace, restricted: dict[str, Any]) -> None:
+    other: Workspace = restricted["workspace"]
+
+    async def scenario() -> None:
+        # GIVEN one client per workspace, on the same process
+        mine = await Listener(tier["a"].url, {"token": shared_workspace.api_key}).connect()
+        theirs = await Listener(tier["a"].url, {"token": other.api_key}).connect()
+
+        # WHEN both workspaces write
+        written = {w.workspace_id: [await asyncio.to_thread(w.contact, f"Apart{i}") for i in range(3)]
+                   for w in (shared_workspace, other)}
+        for listener, workspace in ((mine, shared_workspace), (theirs, other)):
+            await until(lambda listener=listener, workspace=workspace: written[workspace.workspace_id][-1]
+                        in listener.records(), "the last write")
+
+        # THEN each got only its own workspace's events
+        assert {e["workspace_id"] for e in mine.events} == {shared_workspace.workspace_id}
+        assert {e["workspace_id"] for e in theirs.events} == {other.workspace_id}
+        await mine.close()
+        await theirs.close()
+
+    asyncio.run(scenario())
+
+
+def test_presence_lists_people_viewing_a_record_across_processes(
+        tier: dict[str, Any], restricted: dict[str, Any]) -> None:
+    workspace: Workspace = restricted["workspace"]
+
+    async def scenario() -> None:
+        # GIVEN a record the member owns, one they may not see, and two people connected to different processes
+        shared = await asyncio.to_thread(workspace.contact, "Shared", owner_id=restricted["member_id"])
+        hidden = await asyncio.to_thread(workspace.contact, "Hidden", owner_id=restricted["owner_id"])
+        person = {"workspace_id": workspace.workspace_id}
+        member = await Listener(tier["a"].url, {**person, "token": restricted["member_token"]}).connect()
+        owner = await Listener(tier["b"].url, {**person, "token": restricted["owner_token"]}).connect()
+        key = await Listener(tier["b"].url, {"token": workspace.api_key}).connect()
+
+        # WHEN both open the shared record (and the key too), and the member tries the hidden one
+        record = {"object_type": "contacts", "record_id": shared}
+        await owner.client.call("view", record, timeout=10)
+        await key.client.call("view", record, timeout=10)
+        opened = await member.client.call("view", record, timeout=10)
+        refused = await member.client.call("view", {"object_type": "contacts", "record_id": hidden}, timeout=10)
+
+        # THEN both people are listed (not the key), to the member's ack, the owner's room and REST
+        people = {restricted["member_id"], restricted["owner_id"]}
+        assert {v["user_id"] for v in opened["viewers"]} == people
+        await until(lambda: any({v["user_id"] for v in p["viewers"]} == people for p in owner.presence),
+                    "the presence message on the other process")
+        listed = workspace.http("GET", f"/v1/contacts/{shared}/viewers").json()["data"]
+        assert {v["user_id"] for v in listed} == people
+        assert refused["status"] == 404
+        assert workspace.http("GET", f"/v1/contacts/{hidden}/viewers",
+                              key=restricted["member_token"]).status_code == 404
+
+        # WHEN the member's socket goes away
+        await member.close()
+
+        # THEN the others hear it and REST lists the owner alone
+        await until(lambda: {v["user_id"] for v in owner.presence[-1]["viewers"]} == {restricted["owner_id"]},
+                    "the presence message after the member left")
+        listed = workspace.http("GET", f"/v1/contacts/{shared}/viewers").json()["data"]
+        assert [v["user_id"] for v in listed] == [restricted["owner_id"]]
+        await owner.close()
+        await key.close()
+
+    asyncio.run(scenario())
+
+
+# ---- credentials that stop holding -----------------------------------------------------------------------
+def test_a_revoked_key_is_disconnected_within_the_recheck(
+        tier: dict[str, Any], shared_workspace: Workspace) -> None:
+    async def scenario() -> None:
+        # GIVEN a client connected with its own key
+        made = shared_workspace.http("POST", "/v1/api-keys", {"name": "rt", "scopes": ["read"]}).json()
+        listener = await Listener(tier["a"].url, {"token": made["key"]}).connect()
+
+        # WHEN the key is revoked
+        assert shared_workspace.http("DELETE", f"/v1/api-keys/{made['id']}").status_code == 204
+
+        # THEN within the re-check (1 s here) it hears why, and is disconnected
+        await until(lambda: listener.gone, "the disconnect")
+        assert listener.errors and listener.errors[0]["status"] == 401
+
+    asyncio.run(scenario())
+
+
+def test_health_and_metrics(tier: dict[str, Any]) -> None:
+    health = httpx.get(f"{tier['a'].url}/health", timeout=5)
+    metrics = httpx.get(f"{tier['a'].url}/metrics", timeout=5).text
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    for name in ("crm_realtime_connected_clients", "crm_realtime_events_emitted_total",
+                 "crm_realtime_dropped_clients_total", "crm_realtime_commit_to_emit_seconds"):
+        assert name in metrics, name
