@@ -1,5 +1,5 @@
 """`crm local`: the whole system in one command on embedded defaults (SQLite, an in-process Redis stand-in,
-moto's server), with the api and worker tiers as child processes (granian forks its workers)."""
+moto's server), with the api, worker and real-time tiers as child processes (granian forks its workers)."""
 from __future__ import annotations
 
 import json
@@ -16,9 +16,11 @@ from tiers.common import LOCAL_DIR, LOCAL_STOP_SECONDS, check_settings, migrate_
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=3000, show_default=True, type=int)
-def local(host: str, port: int) -> None:
+@click.option("--realtime-port", default=3001, show_default=True, type=int, help="The real-time tier (0: off)")
+def local(host: str, port: int, realtime_port: int) -> None:
     """The whole system on embedded defaults: SQLite, an in-process Redis stand-in, moto's server; the API
-    server and the worker tier as child processes. Ctrl-C (or SIGTERM) stops it all within seconds."""
+    server, the worker tier and the real-time tier as child processes. Ctrl-C (or SIGTERM) stops it all within
+    seconds."""
     import signal
     import threading
 
@@ -61,7 +63,12 @@ def local(host: str, port: int) -> None:
                        handles_sigterm=True)
         children.spawn("server", [*cli, "serve", "--host", host, "--port", str(port), "--workers", "1",
                                   "--threads", "8", "--kill-timeout", str(int(LOCAL_STOP_SECONDS) - 1)])
+        if realtime_port:
+            children.spawn("realtime", [*cli, "realtime", "--host", host, "--port", str(realtime_port),
+                                        "--kill-timeout", str(int(LOCAL_STOP_SECONDS) - 1)], handles_sigterm=True)
         click.echo(f"CRM API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", err=True)
+        if realtime_port:
+            click.echo(f"Real-time (Socket.io) on http://{host}:{realtime_port}", err=True)
         while not stop.wait(0.2):
             gone = children.exited()
             if gone is not None:

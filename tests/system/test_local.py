@@ -4,6 +4,7 @@ and a quick, clean exit on SIGTERM and on Ctrl-C (SIGINT to its whole process gr
 behind."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -13,9 +14,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import socketio
 
 from tests.support.contract import check_httpx
 from tests.system.test_serve import CRM, REPO, _free_port
@@ -33,6 +36,7 @@ class Local:
     port: int
     log: Path
     env: dict[str, str]
+    realtime_port: int
 
     @property
     def base_url(self) -> str:
@@ -70,22 +74,23 @@ class Local:
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[Local]:
     """`crm local` started in an empty directory with no configuration, on a free port, answering /ready."""
-    port = _free_port()
+    port, realtime_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AWS_", "DATABASE_URL", "REDIS_URL", "CRM_ENV", "PROMETHEUS_", "PYTEST_",
                                 "JOBS_", "WEBHOOK_", "IMPORT_", "WORKER_"))}
     log = tmp_path / "local.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([str(CRM), "local", "--port", str(port)], cwd=tmp_path, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    running = Local(process, tmp_path, port, log, env)
+        process = subprocess.Popen([str(CRM), "local", "--port", str(port), "--realtime-port", str(realtime_port)],
+                                   cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    running = Local(process, tmp_path, port, log, env, realtime_port)
     try:
         deadline = time.monotonic() + 60
         while True:
             assert process.poll() is None, running.output()
             assert time.monotonic() < deadline, f"crm local never became ready:\n{running.output()}"
             try:
-                if httpx.get(f"{running.base_url}/ready", timeout=1).status_code == 200:
+                if (httpx.get(f"{running.base_url}/ready", timeout=1).status_code == 200
+                        and httpx.get(f"http://127.0.0.1:{realtime_port}/health", timeout=1).status_code == 200):
                     break
             except httpx.TransportError:
                 pass
@@ -139,6 +144,38 @@ def test_crm_local_runs_api_and_worker_tier_and_stops_on_sigterm(local: Local) -
     assert any("serve" in command for command in descendants.values()), descendants
     assert [command for pid, command in descendants.items() if _alive(pid)] == []
     assert not (local.directory / ".crm-local" / "aws.json").exists()  # its AWS stand-in went with it
+
+
+def test_crm_local_pushes_live_changes_through_its_realtime_tier(local: Local) -> None:
+    # GIVEN a Socket.io client connected to crm local's real-time tier with the local API key
+    async def listen_while_creating() -> list[dict[str, Any]]:
+        received: list[dict[str, Any]] = []
+        arrived = asyncio.Event()
+        sio = socketio.AsyncClient(reconnection=False)
+
+        async def on_event(event: dict[str, Any]) -> None:
+            received.append(event)
+            arrived.set()
+
+        sio.on("event", on_event)
+        await sio.connect(f"http://127.0.0.1:{local.realtime_port}", auth={"token": local.api_key()},
+                          transports=["websocket"], wait_timeout=30)
+        try:
+            # WHEN a contact is created through the API
+            async with httpx.AsyncClient(base_url=local.base_url, timeout=10,
+                                         headers={"Authorization": f"Bearer {local.api_key()}"}) as client:
+                created = await client.post("/v1/contacts", json={"first_name": "Live", "email": "live@example.com"})
+                assert created.status_code == 201, created.text
+            await asyncio.wait_for(arrived.wait(), timeout=30)
+        finally:
+            await sio.disconnect()
+        return received
+
+    received = asyncio.run(listen_while_creating())
+
+    # THEN the client gets the event log's event for it, relayed through the local Redis stand-in
+    assert [(e["type"], e["data"]["object"]["email"]) for e in received] == [("contact.created", "live@example.com")]
+    assert received[0]["sequence"] >= 1
 
 
 def test_ctrl_c_stops_crm_local_quickly_and_cleanly(local: Local) -> None:
