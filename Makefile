@@ -10,6 +10,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# The official Socket.io JS client, for the tests that prove the real-time tier speaks to it (npm, from the lock file).
+JS_STAMP := tests/js/node_modules/.installed
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
 .PHONY: install local serve test lint unit bench
 install: $(STAMP)
 
@@ -18,7 +24,7 @@ local: $(STAMP)
 	$(BIN)/crm local --port 3000
 
 ## Install everything and run lint, types and the whole test suite (integration tier on MariaDB + Redis).
-test: $(STAMP) lint
+test: $(STAMP) $(JS_STAMP) lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
