@@ -88,6 +88,9 @@ class PreparedEvent:
         self._ports = ports
         self._owner: asyncio.Future[Owner] | None = None
         self._filters: dict[str, asyncio.Future[bool]] = {}
+        # The event as the transport sends it, encoded once for every connection it goes to (the server fills
+        # it on first send): encoding per client was most of the cost of a fan-out.
+        self.wire: list[Any] | None = None
 
     async def owner(self) -> Owner:
         if self._owner is None:
@@ -213,7 +216,7 @@ class Connection:
         return False
 
 
-Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
+Emit = Callable[[str, dict[str, Any], "PreparedEvent | None"], Awaitable[None]]  # name, data, the event
 
 
 async def send_loop(connection: Connection, emit: Emit, writable: Callable[[], Awaitable[None]]) -> None:
@@ -221,7 +224,7 @@ async def send_loop(connection: Connection, emit: Emit, writable: Callable[[], A
     while not connection.closed:
         item = await connection.queue.get()
         if isinstance(item, Control):
-            await emit(item.name, item.data)
+            await emit(item.name, item.data, None)
             continue
         try:
             wanted = await connection.wants(item)
@@ -230,7 +233,7 @@ async def send_loop(connection: Connection, emit: Emit, writable: Callable[[], A
             wanted = False
         if not wanted:
             continue
-        await emit("event", item.body)
+        await emit("event", item.body, item)
         REALTIME_EMITTED.labels(source="live" if item.live else "backfill").inc()
         if item.live:
             age = item.age_seconds()

@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 import socketio
+from engineio import packet as engineio_packet
+from socketio import packet as socketio_packet
 
 from layers.auth.principals import UserPrincipal
 from layers.cache.ratelimit import FailureBudget
@@ -29,7 +31,7 @@ from layers.http.problems import problem_body
 from layers.observability.metrics import REALTIME_CONNECTED, REALTIME_DROPPED, render
 from layers.realtime.auth import Credentials, Grant, client_address, credentials_from, resume_position
 from layers.realtime.broadcast import decode_announcement
-from layers.realtime.feed import AsyncPorts, Connection, Fanout, send_loop
+from layers.realtime.feed import AsyncPorts, Connection, Fanout, PreparedEvent, send_loop
 from layers.realtime.ports import Ports
 from layers.realtime.presence import PRESENCE_OBJECTS, member, people, presence_key
 from layers.realtime.subscriptions import MAX_SUBSCRIPTIONS, Subscription
@@ -213,8 +215,19 @@ class RealtimeServer:
                 return
             await asyncio.sleep(0.005)
 
-        async def emit(name: str, data: dict[str, Any]) -> None:
-            await self.sio.emit(name, data, to=sid, namespace=NAMESPACE)
+        async def emit(name: str, data: dict[str, Any], prepared: PreparedEvent | None) -> None:
+            if prepared is None:
+                await self.sio.emit(name, data, to=sid, namespace=NAMESPACE)
+                return
+            if prepared.wire is None:  # what python-socketio's room emit does: one encoding for every recipient
+                encoded = self.sio.packet_class(socketio_packet.EVENT, namespace=NAMESPACE, data=[name, data]).encode()
+                prepared.wire = [engineio_packet.Packet(engineio_packet.MESSAGE, part)
+                                 for part in (encoded if isinstance(encoded, list) else [encoded])]
+            eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
+            if eio_sid is None:
+                return  # gone meanwhile; its disconnect handler forgets the connection
+            for part in prepared.wire:
+                await self.sio.eio.send_packet(eio_sid, part)
 
         sender = asyncio.create_task(send_loop(connection, emit, lambda: self._writable(sid)))
         self._tasks.setdefault(sid, []).append(sender)
