@@ -56,6 +56,7 @@ class RealtimeConfig:
     channel: str
     cursor_secret: str
     send_queue_size: int = 1000
+    slow_client_seconds: float = 2.0
     recheck_seconds: float = 30.0
     heal_seconds: float = 5.0
     backfill_limit: int = 10_000
@@ -86,7 +87,8 @@ class RealtimeServer:
                  redis_client: Callable[[], aioredis.Redis], failures: FailureBudget | None = None) -> None:
         self.config = config
         self.ports = AsyncPorts(ports)
-        self.fanout = Fanout(self.ports, backfill_limit=config.backfill_limit)
+        self.fanout = Fanout(self.ports, backfill_limit=config.backfill_limit,
+                             slow_client_seconds=config.slow_client_seconds)
         self._auth = auth
         self._redis_factory = redis_client
         self._redis: aioredis.Redis | None = None
@@ -246,8 +248,10 @@ class RealtimeServer:
 
     def _too_slow(self, connection: Connection) -> None:
         REALTIME_DROPPED.labels(reason="slow_consumer").inc()
-        error = RateLimited("this client did not keep up with its events; reconnect with `after` to resume",
-                            extra={"reason": "slow_consumer", "last_sequence": connection.last_sequence})
+        # No position in the problem: what was queued, or already handed to the transport, may never have
+        # reached the client; only the client knows the last sequence it got, and resumes after that.
+        error = RateLimited("this client did not keep up with its events; reconnect with `after` set to the "
+                            "last sequence it received to resume", extra={"reason": "slow_consumer"})
         self._spawn(self._drop(connection.sid, error))
 
     async def _drop(self, sid: str, error: AppError) -> None:

@@ -4,9 +4,12 @@ client over websocket and long-polling, as the JS client v4 speaks the same prot
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -528,3 +531,187 @@ def test_health_and_metrics(tier: dict[str, Any]) -> None:
     for name in ("crm_realtime_connected_clients", "crm_realtime_events_emitted_total",
                  "crm_realtime_dropped_clients_total", "crm_realtime_commit_to_emit_seconds"):
         assert name in metrics, name
+
+
+# ---- a client that stops reading -------------------------------------------------------------------------
+class StalledSocket:
+    """A Socket.io client over a bare websocket that reads only when told: after connecting, it stops
+    reading, as a client on a frozen tab or a saturated link does. Its receive buffer is small, so the
+    server meets the stall after a few events, not after megabytes."""
+
+    def __init__(self, url: str, auth: dict[str, Any]) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window it offers
+        self.sock.settimeout(10)
+        self.sock.connect((host, int(port)))
+        self.sock.sendall((f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                           "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                           f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n\r\n").encode())
+        self._buffer = b""
+        head = self._read_until(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        assert self.read_text().startswith("0{")  # Engine.IO open
+        self.send_text("40" + json.dumps(auth))  # Socket.io CONNECT with the auth payload
+        connected = self.read_text()
+        assert connected.startswith("40{"), connected
+
+    def _read_exactly(self, count: int) -> bytes:
+        while len(self._buffer) < count:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("the server closed the connection")
+            self._buffer += chunk
+        taken, self._buffer = self._buffer[:count], self._buffer[count:]
+        return taken
+
+    def _read_until(self, marker: bytes) -> bytes:
+        while marker not in self._buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("the server closed the connection")
+            self._buffer += chunk
+        head, _, self._buffer = self._buffer.partition(marker)
+        return head
+
+    def read_frame(self) -> tuple[int, bytes]:
+        first, second = self._read_exactly(2)
+        length = second & 0x7F
+        if length == 126:
+            length = struct.unpack("!H", self._read_exactly(2))[0]
+        elif length == 127:
+            length = struct.unpack("!Q", self._read_exactly(8))[0]
+        return first & 0x0F, self._read_exactly(length)
+
+    def read_text(self) -> str:
+        while True:
+            opcode, payload = self.read_frame()
+            if opcode == 0x8:
+                raise EOFError("the server closed the websocket")
+            if opcode == 0x1:
+                return payload.decode()
+
+    def send_text(self, text: str) -> None:
+        payload, mask = text.encode(), os.urandom(4)
+        header = bytes([0x81, 0x80 | len(payload)]) if len(payload) < 126 else (
+            bytes([0x81, 0x80 | 126]) + struct.pack("!H", len(payload)))
+        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def drain(self) -> list[tuple[str, Any]]:
+        """Read everything the server sent until it closed: the Socket.io messages, in order."""
+        messages: list[tuple[str, Any]] = []
+        while True:
+            try:
+                text = self.read_text()
+            except (EOFError, OSError):
+                return messages
+            if text.startswith("42"):
+                name, *data = json.loads(text[2:])
+                messages.append((name, data[0] if data else None))
+            elif text == "41":
+                messages.append(("disconnect", None))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _metric(url: str, name: str, labels: str = "") -> float:
+    """One sample of a realtime process's /metrics (0 when it has none yet)."""
+    wanted = f"{name}{{{labels}}}" if labels else name
+    for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if line.split(" ", 1)[0] == wanted:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _rss_bytes(process: subprocess.Popen[bytes]) -> int:
+    """Resident memory of a process group (crm realtime and granian's worker process, which runs the server)."""
+    total = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or os.getpgid(int(proc.name)) != process.pid:
+                continue
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+    return total
+
+
+ESSAY = 60_000  # characters of a long_text custom field: events of ~60 kB fill a stalled socket's buffers soon
+
+
+def test_a_client_that_stops_reading_is_dropped_while_a_reader_gets_everything_and_it_resumes(
+        tier: dict[str, Any], shared_workspace: Workspace) -> None:
+    workspace = shared_workspace
+    field = f"essay_{uuid.uuid4().hex[:8]}"
+    made = workspace.http("POST", "/v1/fields", {"object_type": "contacts", "key": field, "label": field,
+                                                 "type": "long_text"})
+    assert made.status_code == 201, made.text
+
+    def flood(batches: int, tag: str) -> list[str]:
+        """Batches of 15 big contacts (a body under 1 MB): each a relay pass longer than the clients' queue."""
+        ids = []
+        for batch in range(batches):
+            reply = workspace.http("POST", "/v1/contacts/batch/create", {"inputs": [
+                {"first_name": f"{tag}{batch}-{i}", "custom_fields": {field: "x" * ESSAY}} for i in range(15)]})
+            assert reply.status_code == 200, reply.text[:300]
+            ids += [r["record"]["id"] for r in reply.json()["results"]]
+        return ids
+
+    async def scenario() -> None:
+        # GIVEN a process whose connections queue 4 events, a client on it that stops reading once connected
+        # (a frozen tab: the kernel's buffers fill, then the transport's, then its queue), and one that reads
+        small = start_realtime({**tier["env"], "REALTIME_SEND_QUEUE_SIZE": "4", "REALTIME_SLOW_CLIENT_SECONDS": "1"},
+                               tier["dir"])
+        auth = {"token": workspace.api_key}
+        try:
+            stalled = await asyncio.to_thread(StalledSocket, small.url, auth)
+            reader = await Listener(small.url, auth).connect()
+            dropped = 'reason="slow_consumer"'
+            first = await asyncio.to_thread(workspace.contact, "BeforeTheFlood")
+            await until(lambda: first in reader.records(), "the reader's first event")
+
+            # WHEN the API writes far more than the stalled client's buffers hold, until the server drops it
+            written: list[str] = []
+            deadline = time.monotonic() + 120
+            while _metric(small.url, "crm_realtime_dropped_clients_total", dropped) == 0:
+                assert time.monotonic() < deadline, f"not dropped after {len(written)} events:\n{small.output()}"
+                written += await asyncio.to_thread(flood, 3, "Flood")
+            await until(lambda: written[-1] in reader.records(), "the reader's last event", timeout=60)
+            at_drop = _rss_bytes(small.process)
+            # ... and as much again once it is gone
+            after = await asyncio.to_thread(flood, 5, "After")
+            await until(lambda: after[-1] in reader.records(), "the reader's last event after the drop", timeout=60)
+
+            # THEN the server counted one slow client, and only the reader is connected
+            assert _metric(small.url, "crm_realtime_dropped_clients_total", dropped) == 1
+            assert _metric(small.url, "crm_realtime_connected_clients") == 1
+            # ... the reader got every event, once, in order, through the flood and after
+            assert _consecutive(reader.sequences()) and len(reader.sequences()) == 1 + len(written) + len(after)
+            assert reader.records() == [first, *written, *after]
+            # ... the process kept none of what it passed on after the drop (as many bytes again went through)
+            carried = len(after) * ESSAY
+            assert _rss_bytes(small.process) - at_drop < carried / 2, (at_drop, _rss_bytes(small.process), carried)
+
+            # WHEN the stalled client reads what reached it, then resumes after the last event it got
+            received = await asyncio.to_thread(stalled.drain)
+            got = [int(data["sequence"]) for name, data in received if name == "event"]
+            errors = [data for name, data in received if name == "error"]
+            resumed = await Listener(tier["a"].url, {**auth, "after": got[-1]}).connect()
+            await until(lambda: after[-1] in resumed.records(), "the resumed client's last event", timeout=60)
+
+            # THEN behind what filled its buffers came the reason, with no position in it (only the client knows
+            # what reached it)
+            assert [e["reason"] for e in errors] == ["slow_consumer"] and "last_sequence" not in errors[0], errors
+            # ... and it got everything from its first event on, once, in order, across the drop
+            combined = got + resumed.sequences()
+            assert got[0] == reader.sequences()[0] and _consecutive(combined)
+            assert combined[-1] == reader.sequences()[-1]
+            await reader.close()
+            await resumed.close()
+            stalled.close()
+        finally:
+            small.stop()
+
+    asyncio.run(scenario())
