@@ -88,8 +88,8 @@ def issuer() -> Iterator[FirebaseTestIssuer]:
 @pytest.fixture(scope="module")
 def rt_env(moto_env: dict[str, str], issuer: FirebaseTestIssuer) -> dict[str, str]:  # noqa: F811
     return {**moto_env, "REALTIME_CHANNEL": f"test:realtime:{uuid.uuid4().hex}", "REALTIME_RECHECK_SECONDS": "1",
-            "REALTIME_HEAL_SECONDS": "0.5", "FIREBASE_PROJECT_ID": issuer.project_id,
-            "FIREBASE_CERTS_URL": issuer.certs_url, "ACCESS_LOG": "false"}
+            "REALTIME_HEAL_SECONDS": "0.5", "REALTIME_PRESENCE_TTL_SECONDS": "3",
+            "FIREBASE_PROJECT_ID": issuer.project_id, "FIREBASE_CERTS_URL": issuer.certs_url, "ACCESS_LOG": "false"}
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +140,9 @@ def shared_workspace(tier: dict[str, Any]) -> Workspace:
 class Listener:
     """A python-socketio client that records what it gets."""
 
-    def __init__(self, url: str, auth: dict[str, Any] | None, transports: tuple[str, ...] = ("websocket",)) -> None:
-        self.url, self.auth, self.transports = url, auth, list(transports)
+    def __init__(self, url: str, auth: dict[str, Any] | None, transports: tuple[str, ...] = ("websocket",), *,
+                 headers: dict[str, str] | None = None) -> None:
+        self.url, self.auth, self.transports, self.headers = url, auth, list(transports), headers or {}
         self.client = socketio.AsyncClient(reconnection=False)
         self.events: list[dict[str, Any]] = []
         self.errors: list[dict[str, Any]] = []
@@ -160,7 +161,8 @@ class Listener:
         self.gone = True
 
     async def connect(self) -> Listener:
-        await self.client.connect(self.url, auth=self.auth, transports=self.transports, wait_timeout=10)
+        await self.client.connect(self.url, auth=self.auth, transports=self.transports, headers=self.headers,
+                                  wait_timeout=10)
         return self
 
     async def refused(self) -> dict[str, Any]:
@@ -713,5 +715,169 @@ def test_a_client_that_stops_reading_is_dropped_while_a_reader_gets_everything_a
             stalled.close()
         finally:
             small.stop()
+
+    asyncio.run(scenario())
+
+
+# ---- sessions, members and teams that change while connected ---------------------------------------------
+def test_a_session_cookie_connects_and_signing_out_disconnects_within_the_recheck(
+        tier: dict[str, Any], issuer: FirebaseTestIssuer) -> None:
+    # GIVEN a person of one workspace who signed in through the REST API: a session cookie
+    workspace = _workspace(tier, "Browser")
+    signed_in = httpx.post(f"{workspace.api.base_url}/v1/sessions", timeout=30, json={
+        "id_token": issuer.mint(f"uid-{uuid.uuid4().hex}", email=workspace.owner_email)})
+    assert signed_in.status_code == 201, signed_in.text
+    cookie = signed_in.headers["set-cookie"].split(";", 1)[0]
+    assert cookie.startswith("crm_session=")
+
+    async def scenario() -> None:
+        # WHEN a browser connects with the cookie alone (no auth payload), over each transport
+        listeners = [await Listener(tier[p].url, None, (t,), headers={"Cookie": cookie}).connect()
+                     for p, t in (("a", "websocket"), ("b", "polling"))]
+        # ... THEN it hears the workspace's writes
+        contact = await asyncio.to_thread(workspace.contact, "ByCookie")
+        for listener in listeners:
+            await until(lambda listener=listener: contact in listener.records(), "the event over the session")
+
+        # WHEN a page of another site opens a socket in the person's browser (which sends the cookie along)
+        # THEN it is refused (else any page could read the person's workspace live); the tier's own is not
+        foreign = Listener(tier["a"].url, None, headers={"Cookie": cookie, "Origin": "https://evil.example"})
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await foreign.connect()
+        own = await Listener(tier["a"].url, None, headers={"Cookie": cookie, "Origin": tier["a"].url}).connect()
+        listeners.append(own)
+
+        # WHEN the person signs out
+        signed_out = httpx.delete(f"{workspace.api.base_url}/v1/sessions/current", timeout=30,
+                                  headers={"Cookie": cookie, "X-Requested-With": "XMLHttpRequest"})
+        assert signed_out.status_code == 204, signed_out.text
+
+        # THEN within the re-check (1 s here) each socket hears why, and is disconnected
+        for listener in listeners:
+            await until(lambda listener=listener: listener.gone, "the disconnect after signing out")
+            assert [e["status"] for e in listener.errors] == [401], listener.errors
+        # ... and the cookie no longer connects
+        refused = await Listener(tier["a"].url, None, headers={"Cookie": cookie}).refused()
+        assert refused["status"] == 401
+
+    asyncio.run(scenario())
+
+
+async def _written_until_heard(listener: Listener, write: Callable[[], str], what: str) -> str:
+    """Write again and again until the listener hears one write (a change that takes effect at the next re-check,
+    whose moment the test cannot see); the record it heard."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        record = await asyncio.to_thread(write)
+        try:
+            await until(lambda record=record: record in listener.records(), what, timeout=2)  # type: ignore[misc]
+            return record
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def test_a_team_change_moves_the_visibility_at_the_recheck_and_a_removed_member_is_disconnected(
+        tier: dict[str, Any], issuer: FirebaseTestIssuer, restricted: dict[str, Any]) -> None:
+    workspace: Workspace = restricted["workspace"]
+    colleague = restricted["member_id"]  # another member, whose records this one may not see yet
+    email = f"moving-{uuid.uuid4().hex[:8]}@example.com"
+    invited = workspace.http("POST", "/v1/members", {"email": email, "role": "member"})
+    assert invited.status_code == 201, invited.text
+    member_id = invited.json()["user_id"]
+    token = issuer.mint(f"uid-{uuid.uuid4().hex}", email=email)
+
+    async def scenario() -> None:
+        # GIVEN a member connected with a Firebase ID token, who sees their own records, not the colleague's
+        member = await Listener(tier["b"].url, {"token": token, "workspace_id": workspace.workspace_id}).connect()
+        hidden = await asyncio.to_thread(workspace.contact, "Colleagues", owner_id=colleague)
+        own = await asyncio.to_thread(workspace.contact, "Own", owner_id=member_id)
+        await until(lambda: own in member.records(), "the member's own record")
+        assert hidden not in member.records()
+
+        # WHEN the two are put in one team
+        team = workspace.http("POST", "/v1/teams", {"name": f"Pair {uuid.uuid4().hex[:6]}",
+                                                    "member_ids": [member_id, colleague]})
+        assert team.status_code == 201, team.text
+
+        # THEN from the next re-check on, the colleague's records reach the member
+        await _written_until_heard(member, lambda: workspace.contact("Teammates", owner_id=colleague),
+                                   "a teammate's record after the team was made")
+
+        # WHEN the member leaves the team
+        left = workspace.http("DELETE", f"/v1/teams/{team.json()['id']}/members/{member_id}")
+        assert left.status_code == 204, left.text
+
+        # THEN from the next re-check on, the colleague's records stop, the member's own still come
+        def pair() -> str:
+            workspace.contact("NotAnyMore", owner_id=colleague)
+            return workspace.contact("Marker", owner_id=member_id)
+
+        while True:
+            seen = len(member.events)
+            marker = await _written_until_heard(member, pair, "the member's marker")
+            if [e["record_id"] for e in member.events[seen:]] == [marker]:
+                break  # the colleague's record written just before was withheld: the team is gone for it
+        after = await asyncio.to_thread(pair)
+        await until(lambda: after in member.records(), "the marker after the narrowing")
+        assert member.records()[-1] == after and member.events[-2]["record_id"] != after
+
+        # WHEN the member is removed from the workspace
+        assert workspace.http("DELETE", f"/v1/members/{member_id}").status_code == 204
+
+        # THEN within the re-check the socket hears why (not a member: 403), and is disconnected
+        await until(lambda: member.gone, "the disconnect after the removal")
+        assert [e["status"] for e in member.errors] == [403], member.errors
+
+    asyncio.run(scenario())
+
+
+def test_a_viewer_whose_process_dies_expires_from_the_list_and_the_room_hears_it(
+        tier: dict[str, Any], restricted: dict[str, Any]) -> None:
+    workspace: Workspace = restricted["workspace"]
+    member_id, owner_id = restricted["member_id"], restricted["owner_id"]
+
+    async def scenario() -> None:
+        # GIVEN a record open by the owner (on a lasting process) and by the member, on a process of its own
+        # (presence entries live 3 s here unless their process refreshes them)
+        record = {"object_type": "contacts",
+                  "record_id": await asyncio.to_thread(workspace.contact, "Watched", owner_id=member_id)}
+        doomed = start_realtime(tier["env"], tier["dir"])
+        person = {"workspace_id": workspace.workspace_id}
+        owner = await Listener(tier["b"].url, {**person, "token": restricted["owner_token"]}).connect()
+        member = await Listener(doomed.url, {**person, "token": restricted["member_token"]}).connect()
+        await owner.client.call("view", record, timeout=10)
+
+        def listed() -> set[str]:
+            reply = workspace.http("GET", f"/v1/contacts/{record['record_id']}/viewers")
+            assert reply.status_code == 200, reply.text
+            return {v["user_id"] for v in reply.json()["data"]}
+
+        def heard(people: set[str]) -> Callable[[], bool]:
+            return lambda: bool(owner.presence) and {v["user_id"] for v in owner.presence[-1]["viewers"]} == people
+
+        # WHEN the member opens it, then leaves it (the `leave` message)
+        await member.client.call("view", record, timeout=10)
+        await until(heard({owner_id, member_id}), "the presence message with both")
+        left = await member.client.call("leave", record, timeout=10)
+
+        # THEN the owner hears it, and the ack lists the owner alone
+        assert [v["user_id"] for v in left["viewers"]] == [owner_id]
+        await until(heard({owner_id}), "the presence message after the leave")
+
+        # WHEN the member opens it again, and their process is killed (no disconnect, no leave reaches anyone)
+        await member.client.call("view", record, timeout=10)
+        await until(heard({owner_id, member_id}), "the presence message with both, again")
+        assert await asyncio.to_thread(listed) == {owner_id, member_id}
+        doomed.stop(signal.SIGKILL)
+
+        # THEN within the TTL the member drops out of the REST list, and the owner's room hears it
+        deadline = time.monotonic() + WAIT
+        while await asyncio.to_thread(listed) != {owner_id}:
+            assert time.monotonic() < deadline, "the dead process's viewer is still listed"
+            await asyncio.sleep(0.2)
+        await until(heard({owner_id}), "the presence message after the viewer expired")
+        await owner.close()
+        await member.close()
 
     asyncio.run(scenario())
