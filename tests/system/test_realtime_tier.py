@@ -770,7 +770,7 @@ async def _written_until_heard(listener: Listener, write: Callable[[], str], wha
     while True:
         record = await asyncio.to_thread(write)
         try:
-            await until(lambda record=record: record in listener.records(), what, timeout=2)  # type: ignore[misc]
+            await until(lambda record=record: record in listener.records(), what, timeout=2)
             return record
         except AssertionError:
             if time.monotonic() > deadline:
