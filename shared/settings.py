@@ -81,8 +81,11 @@ class Settings(BaseSettings):
     # (pub/sub is not per database: tests and side-by-side deployments set their own); presence messages
     # travel on `<channel>:presence`.
     realtime_channel: str = Field("crm:realtime:events", alias="REALTIME_CHANNEL", min_length=1)
-    # Messages one connection may have waiting; a client further behind is disconnected (it can resume).
+    # Messages one connection may have waiting. A live event that finds them full waits up to
+    # REALTIME_SLOW_CLIENT_SECONDS for room (a burst reaches a client that keeps reading); a client that
+    # makes none in that time is disconnected as too slow (it can resume).
     realtime_send_queue_size: int = Field(1000, alias="REALTIME_SEND_QUEUE_SIZE", ge=1)
+    realtime_slow_client_seconds: float = Field(2.0, alias="REALTIME_SLOW_CLIENT_SECONDS", gt=0, le=30)
     # How often every connection's credential is checked again (a revoked key, an ended session, a removed
     # member is disconnected within this); the issue promises 60 s, we check twice as often.
     realtime_recheck_seconds: float = Field(30.0, alias="REALTIME_RECHECK_SECONDS", gt=0, le=30)

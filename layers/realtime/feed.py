@@ -16,9 +16,13 @@ Per connection (`Connection`):
 6. A resume (`after`) registers the connection first, holding the feed's live events aside, then reads
    the log after `after` page by page, then releases the held events — in one synchronous step, so no live
    event can fall between the log and the live stream; whatever both delivered is dropped by step 5.
-7. The queue is bounded; when a live event finds it full the client is too slow: it is dropped (with a
-   reason, and it can resume), so memory stays flat whatever a client does. The resume waits for room
-   instead (it reads at the client's pace), while live events wait aside, bounded the same way.
+7. The queue is bounded. A live event that finds it full waits for room, up to `slow_client_seconds`,
+   before the feed passes on the next one: a burst longer than the queue (a relay pass after a batch
+   write) reaches a client that keeps reading. A client that makes no room in that time is too slow: it is
+   dropped (with a reason, and it can resume), so memory stays flat whatever a client does. Waits for
+   several full queues run side by side, so one event costs the workspace at most one such wait. The
+   resume waits for room as long as it takes (it reads at the client's pace), while live events wait
+   aside, bounded by the queue's size; they are released the same way as live events, waiting for room.
 8. The sender task decides per event, when it is sent: the subscriptions (type, record, filter) and the
    connection's visibility (a restricted member sees a record's event only when its owner — from the
    event's `data.object`, else looked up once per event — is one they may see).
@@ -40,6 +44,7 @@ from shared.context import Scope
 
 log = logging.getLogger(__name__)
 PAGE = 200
+SLOW_CLIENT_SECONDS = 2.0  # how long a live event waits for room in a full queue before its client is dropped
 
 
 class AsyncPorts:
@@ -143,23 +148,39 @@ class Connection:
         self.last_sequence = 0  # the last sequence offered to this connection (never offered again)
         self.catching_up = False
         self.closed = False
+        self._gone = asyncio.Event()  # set with `closed`: a wait for room ends at once
         self._held: list[PreparedEvent] = []
         self._on_overflow = on_overflow
 
     # ---- the feed's side ----------------------------------------------------------------------------
-    def offer(self, event: PreparedEvent) -> None:
-        """A live event, in sequence order; never waits."""
+    def offer(self, event: PreparedEvent) -> bool:
+        """A live event, in sequence order; never waits. False: the queue has no room for it now, and the
+        feed must `wait_for_room` before it passes on the next event."""
         if self.closed or event.sequence <= self.last_sequence:
-            return
+            return True
         if self.catching_up:
             if len(self._held) >= self.queue.maxsize:
                 self._overflow()
-                return
-            self._held.append(event)
-            return
-        self.last_sequence = event.sequence
-        if self.subscriptions.taking(event.body):
-            self._put(event)
+            else:
+                self._held.append(event)
+            return True
+        return self._accept(event)
+
+    async def wait_for_room(self, event: PreparedEvent, seconds: float) -> None:
+        """Queue an event `offer` had no room for once the sender makes some; a client that makes none
+        within `seconds` cannot keep up, and is dropped."""
+        put = asyncio.ensure_future(self.queue.put(event))
+        gone = asyncio.ensure_future(self._gone.wait())
+        try:
+            await asyncio.wait({put, gone}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            placed = put.done() and not put.cancelled()
+            put.cancel()
+        if placed:
+            self.last_sequence = max(self.last_sequence, event.sequence)
+        else:
+            self._overflow()
 
     def control(self, message: Control, *, skip_to: int | None = None) -> None:
         """Queue a message in order; `skip_to` marks the sequences before it as passed."""
@@ -175,12 +196,32 @@ class Connection:
         if self.subscriptions.taking(event.body):
             await self.queue.put(event)
 
-    def caught_up(self) -> None:
-        """Switch from the log to the live stream: synchronous, so nothing can come between."""
-        held, self._held = self._held, []
+    async def caught_up(self, wait_seconds: float) -> None:
+        """Switch from the log to the live stream: the held events first, in order, each waiting for room as
+        a live event does (more may be held meanwhile); the switch itself is synchronous, so no live event
+        can come between the last held one and the stream."""
+        while self._held and not self.closed:
+            event = self._held.pop(0)
+            if not self._accept(event):
+                await self.wait_for_room(event, wait_seconds)
+        self._held.clear()
         self.catching_up = False
-        for event in held:
-            self.offer(event)
+
+    def close(self) -> None:
+        self.closed = True
+        self._gone.set()
+
+    def _accept(self, event: PreparedEvent) -> bool:
+        if self.closed or event.sequence <= self.last_sequence:
+            return True
+        if not self.subscriptions.taking(event.body):
+            self.last_sequence = event.sequence
+            return True
+        if self.queue.full():
+            return False
+        self.last_sequence = event.sequence
+        self.queue.put_nowait(event)
+        return True
 
     def _put(self, item: Queued) -> None:
         if self.closed:
@@ -193,7 +234,7 @@ class Connection:
     def _overflow(self) -> None:
         if self.closed:
             return
-        self.closed = True
+        self.close()
         self._held.clear()
         while not self.queue.empty():  # what it could not take is freed now, not when it goes
             self.queue.get_nowait()
@@ -243,8 +284,10 @@ async def send_loop(connection: Connection, emit: Emit, writable: Callable[[], A
 
 
 class WorkspaceFeed:
-    def __init__(self, workspace_id: str, ports: AsyncPorts, *, fill_limit: int) -> None:
+    def __init__(self, workspace_id: str, ports: AsyncPorts, *, fill_limit: int,
+                 slow_client_seconds: float = SLOW_CLIENT_SECONDS) -> None:
         self.workspace_id = workspace_id
+        self.slow_client_seconds = slow_client_seconds
         self.last: int | None = None
         self.connections: dict[str, Connection] = {}
         self._ports = ports
@@ -267,7 +310,7 @@ class WorkspaceFeed:
                 if sequence > self.last + 1:
                     await self._fill(sequence - 1)
                 if sequence == self.last + 1:
-                    self._pass_on(body)
+                    await self._pass_on(body)
 
     async def heal(self, newest: int | None = None) -> None:
         async with self._lock:
@@ -288,18 +331,19 @@ class WorkspaceFeed:
             passed = 0
             for body in rows:
                 if int(body["sequence"]) == self.last + 1:
-                    self._pass_on(body)
+                    await self._pass_on(body)
                     passed += 1
             REALTIME_GAP_FILLS.inc(passed)
             if not passed:  # the log no longer has them (retention): clients must re-read
                 self._skip(upto, "events are missing from the event log")
                 return
 
-    def _pass_on(self, body: dict[str, Any]) -> None:
+    async def _pass_on(self, body: dict[str, Any]) -> None:
         event = PreparedEvent(body, self._ports, live=True)
         self.last = event.sequence
-        for connection in list(self.connections.values()):
-            connection.offer(event)
+        full = [c for c in list(self.connections.values()) if not c.offer(event)]
+        if full:  # side by side: the event costs the workspace one wait, however many clients lag
+            await asyncio.gather(*(c.wait_for_room(event, self.slow_client_seconds) for c in full))
 
     def _skip(self, upto: int, reason: str) -> None:
         log.warning("workspace %s: skipping to sequence %d (%s)", self.workspace_id, upto, reason)
@@ -315,8 +359,10 @@ def resync_required(reason: str, last_sequence: int) -> Control:
 class Fanout:
     """Every feed and connection of this process; the subscriber, the heal timer and the server use it."""
 
-    def __init__(self, ports: AsyncPorts, *, backfill_limit: int) -> None:
+    def __init__(self, ports: AsyncPorts, *, backfill_limit: int,
+                 slow_client_seconds: float = SLOW_CLIENT_SECONDS) -> None:
         self.ports = ports
+        self.slow_client_seconds = slow_client_seconds
         self.feeds: dict[str, WorkspaceFeed] = {}
         self.connections: dict[str, Connection] = {}
         self._backfill_limit = backfill_limit
@@ -328,8 +374,9 @@ class Fanout:
         while True:
             feed = self.feeds.get(workspace_id)
             if feed is None:
-                feed = self.feeds[workspace_id] = WorkspaceFeed(workspace_id, self.ports,
-                                                                fill_limit=self._backfill_limit)
+                feed = self.feeds[workspace_id] = WorkspaceFeed(
+                    workspace_id, self.ports, fill_limit=self._backfill_limit,
+                    slow_client_seconds=self.slow_client_seconds)
             await feed.start()
             if self.feeds.get(workspace_id) is feed:  # not dropped by its last connection leaving meanwhile
                 break
@@ -353,7 +400,7 @@ class Fanout:
         if problem is not None:
             skip_to = max(newest, feed.last)
             connection.control(resync_required(problem, skip_to), skip_to=skip_to)
-            connection.caught_up()
+            await connection.caught_up(self.slow_client_seconds)
             return
         while not connection.closed:
             rows = await self.ports.events_after(workspace_id, connection.last_sequence, PAGE)
@@ -361,13 +408,13 @@ class Fanout:
                 await connection.backfill(PreparedEvent(body, self.ports, live=False))
             if len(rows) < PAGE:
                 break
-        connection.caught_up()
+        await connection.caught_up(self.slow_client_seconds)
 
     def detach(self, sid: str) -> Connection | None:
         connection = self.connections.pop(sid, None)
         if connection is None:
             return None
-        connection.closed = True
+        connection.close()
         feed = self.feeds.get(connection.workspace_id)
         if feed is not None:
             feed.connections.pop(sid, None)

@@ -56,6 +56,7 @@ class RealtimeConfig:
     channel: str
     cursor_secret: str
     send_queue_size: int = 1000
+    slow_client_seconds: float = 2.0
     recheck_seconds: float = 30.0
     heal_seconds: float = 5.0
     backfill_limit: int = 10_000
@@ -86,7 +87,8 @@ class RealtimeServer:
                  redis_client: Callable[[], aioredis.Redis], failures: FailureBudget | None = None) -> None:
         self.config = config
         self.ports = AsyncPorts(ports)
-        self.fanout = Fanout(self.ports, backfill_limit=config.backfill_limit)
+        self.fanout = Fanout(self.ports, backfill_limit=config.backfill_limit,
+                             slow_client_seconds=config.slow_client_seconds)
         self._auth = auth
         self._redis_factory = redis_client
         self._redis: aioredis.Redis | None = None
@@ -99,7 +101,10 @@ class RealtimeServer:
         self._timers: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self.subscribed = asyncio.Event()
-        cors: str | list[str] | None = config.cors_origins or []
+        # None, not []: engine.io reads [] as "check no Origin at all", and a page of any site could then open
+        # a socket with a person's session cookie. None admits the tier's own origin (Host, X-Forwarded-*) and
+        # clients that send no Origin (servers, scripts); others must be listed in REALTIME_CORS_ORIGINS.
+        cors: str | list[str] | None = config.cors_origins or None
         if cors == ["*"]:
             cors = "*"
         self.sio = socketio.AsyncServer(
@@ -246,8 +251,10 @@ class RealtimeServer:
 
     def _too_slow(self, connection: Connection) -> None:
         REALTIME_DROPPED.labels(reason="slow_consumer").inc()
-        error = RateLimited("this client did not keep up with its events; reconnect with `after` to resume",
-                            extra={"reason": "slow_consumer", "last_sequence": connection.last_sequence})
+        # No position in the problem: what was queued, or already handed to the transport, may never have
+        # reached the client; only the client knows the last sequence it got, and resumes after that.
+        error = RateLimited("this client did not keep up with its events; reconnect with `after` set to the "
+                            "last sequence it received to resume", extra={"reason": "slow_consumer"})
         self._spawn(self._drop(connection.sid, error))
 
     async def _drop(self, sid: str, error: AppError) -> None:
@@ -356,14 +363,16 @@ class RealtimeServer:
         ttl = self.config.presence_ttl_seconds
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zadd(viewing.key, {viewing.member: time.time() + ttl})
-            pipe.expire(viewing.key, ttl)
+            # The key outlives its entries by a TTL: a process still viewing the record finds an entry that
+            # expired (its socket's process died) and tells the room, before the key vanishes with it.
+            pipe.expire(viewing.key, 2 * ttl)
             await pipe.execute()
 
     async def _unview(self, viewing: Viewing, *, workspace_id: str | None = None) -> None:
         if viewing.member is None:
             return
         await self.redis.zrem(viewing.key, viewing.member)
-        workspace_id = workspace_id or viewing.key.split(":")[2]
+        workspace_id = workspace_id or _workspace_of(viewing.key)
         await self._announce_presence(workspace_id, viewing)
 
     async def _viewers(self, key: str) -> list[dict[str, Any]]:
@@ -440,12 +449,20 @@ class RealtimeServer:
         await asyncio.gather(*(check(c) for c in list(self.connections.values())))
 
     async def _presence_timer(self) -> None:
-        async def refresh() -> None:
-            for views in list(self._views.values()):
-                for viewing in list(views.values()):
-                    await self._touch(viewing)
+        await _every(max(1.0, self.config.presence_ttl_seconds / 3), self.refresh_presence, "presence refresh")
 
-        await _every(max(1.0, self.config.presence_ttl_seconds / 3), refresh, "presence refresh")
+    async def refresh_presence(self) -> None:
+        """Keep this process's viewers listed; drop the entries whose socket went away without a word (its
+        process died) from the records viewed here, and tell the rooms: nobody else would."""
+        viewed: dict[str, Viewing] = {}
+        for views in list(self._views.values()):
+            for viewing in list(views.values()):
+                await self._touch(viewing)
+                viewed.setdefault(viewing.key, viewing)
+        for key, viewing in viewed.items():
+            # Only the process that removed an entry announces (ZREMRANGEBYSCORE counts what it removed).
+            if await self.redis.zremrangebyscore(key, "-inf", time.time()):
+                await self._announce_presence(_workspace_of(key), viewing)
 
 
 async def _every(seconds: float, work: Callable[[], Awaitable[None]], what: str) -> None:
@@ -467,6 +484,10 @@ def _record_of(data: Any) -> tuple[str, str]:
     if not is_valid_id(record_id):
         raise NotFound(f"no {object_type} record {str(record_id)[:40]}")
     return str(object_type), str(record_id)
+
+
+def _workspace_of(key: str) -> str:
+    return key.split(":")[2]  # rt:presence:<workspace>:<object type>:<record> (presence_key)
 
 
 def _text(value: Any) -> str:

@@ -4,9 +4,12 @@ client over websocket and long-polling, as the JS client v4 speaks the same prot
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -85,8 +88,8 @@ def issuer() -> Iterator[FirebaseTestIssuer]:
 @pytest.fixture(scope="module")
 def rt_env(moto_env: dict[str, str], issuer: FirebaseTestIssuer) -> dict[str, str]:  # noqa: F811
     return {**moto_env, "REALTIME_CHANNEL": f"test:realtime:{uuid.uuid4().hex}", "REALTIME_RECHECK_SECONDS": "1",
-            "REALTIME_HEAL_SECONDS": "0.5", "FIREBASE_PROJECT_ID": issuer.project_id,
-            "FIREBASE_CERTS_URL": issuer.certs_url, "ACCESS_LOG": "false"}
+            "REALTIME_HEAL_SECONDS": "0.5", "REALTIME_PRESENCE_TTL_SECONDS": "3",
+            "FIREBASE_PROJECT_ID": issuer.project_id, "FIREBASE_CERTS_URL": issuer.certs_url, "ACCESS_LOG": "false"}
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +140,9 @@ def shared_workspace(tier: dict[str, Any]) -> Workspace:
 class Listener:
     """A python-socketio client that records what it gets."""
 
-    def __init__(self, url: str, auth: dict[str, Any] | None, transports: tuple[str, ...] = ("websocket",)) -> None:
-        self.url, self.auth, self.transports = url, auth, list(transports)
+    def __init__(self, url: str, auth: dict[str, Any] | None, transports: tuple[str, ...] = ("websocket",), *,
+                 headers: dict[str, str] | None = None) -> None:
+        self.url, self.auth, self.transports, self.headers = url, auth, list(transports), headers or {}
         self.client = socketio.AsyncClient(reconnection=False)
         self.events: list[dict[str, Any]] = []
         self.errors: list[dict[str, Any]] = []
@@ -157,7 +161,8 @@ class Listener:
         self.gone = True
 
     async def connect(self) -> Listener:
-        await self.client.connect(self.url, auth=self.auth, transports=self.transports, wait_timeout=10)
+        await self.client.connect(self.url, auth=self.auth, transports=self.transports, headers=self.headers,
+                                  wait_timeout=10)
         return self
 
     async def refused(self) -> dict[str, Any]:
@@ -528,3 +533,351 @@ def test_health_and_metrics(tier: dict[str, Any]) -> None:
     for name in ("crm_realtime_connected_clients", "crm_realtime_events_emitted_total",
                  "crm_realtime_dropped_clients_total", "crm_realtime_commit_to_emit_seconds"):
         assert name in metrics, name
+
+
+# ---- a client that stops reading -------------------------------------------------------------------------
+class StalledSocket:
+    """A Socket.io client over a bare websocket that reads only when told: after connecting, it stops
+    reading, as a client on a frozen tab or a saturated link does. Its receive buffer is small, so the
+    server meets the stall after a few events, not after megabytes."""
+
+    def __init__(self, url: str, auth: dict[str, Any]) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window it offers
+        self.sock.settimeout(10)
+        self.sock.connect((host, int(port)))
+        self.sock.sendall((f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                           "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                           f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n\r\n").encode())
+        self._buffer = b""
+        head = self._read_until(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        assert self.read_text().startswith("0{")  # Engine.IO open
+        self.send_text("40" + json.dumps(auth))  # Socket.io CONNECT with the auth payload
+        connected = self.read_text()
+        assert connected.startswith("40{"), connected
+
+    def _read_exactly(self, count: int) -> bytes:
+        while len(self._buffer) < count:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("the server closed the connection")
+            self._buffer += chunk
+        taken, self._buffer = self._buffer[:count], self._buffer[count:]
+        return taken
+
+    def _read_until(self, marker: bytes) -> bytes:
+        while marker not in self._buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("the server closed the connection")
+            self._buffer += chunk
+        head, _, self._buffer = self._buffer.partition(marker)
+        return head
+
+    def read_frame(self) -> tuple[int, bytes]:
+        first, second = self._read_exactly(2)
+        length = second & 0x7F
+        if length == 126:
+            length = struct.unpack("!H", self._read_exactly(2))[0]
+        elif length == 127:
+            length = struct.unpack("!Q", self._read_exactly(8))[0]
+        return first & 0x0F, self._read_exactly(length)
+
+    def read_text(self) -> str:
+        while True:
+            opcode, payload = self.read_frame()
+            if opcode == 0x8:
+                raise EOFError("the server closed the websocket")
+            if opcode == 0x1:
+                return payload.decode()
+
+    def send_text(self, text: str) -> None:
+        payload, mask = text.encode(), os.urandom(4)
+        header = bytes([0x81, 0x80 | len(payload)]) if len(payload) < 126 else (
+            bytes([0x81, 0x80 | 126]) + struct.pack("!H", len(payload)))
+        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def drain(self) -> list[tuple[str, Any]]:
+        """Read everything the server sent until it closed: the Socket.io messages, in order."""
+        messages: list[tuple[str, Any]] = []
+        while True:
+            try:
+                text = self.read_text()
+            except (EOFError, OSError):
+                return messages
+            if text.startswith("42"):
+                name, *data = json.loads(text[2:])
+                messages.append((name, data[0] if data else None))
+            elif text == "41":
+                messages.append(("disconnect", None))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _metric(url: str, name: str, labels: str = "") -> float:
+    """One sample of a realtime process's /metrics (0 when it has none yet)."""
+    wanted = f"{name}{{{labels}}}" if labels else name
+    for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if line.split(" ", 1)[0] == wanted:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _rss_bytes(process: subprocess.Popen[bytes]) -> int:
+    """Resident memory of a process group (crm realtime and granian's worker process, which runs the server)."""
+    total = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or os.getpgid(int(proc.name)) != process.pid:
+                continue
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+    return total
+
+
+ESSAY = 60_000  # characters of a long_text custom field: events of ~60 kB fill a stalled socket's buffers soon
+
+
+def test_a_client_that_stops_reading_is_dropped_while_a_reader_gets_everything_and_it_resumes(
+        tier: dict[str, Any], shared_workspace: Workspace) -> None:
+    workspace = shared_workspace
+    field = f"essay_{uuid.uuid4().hex[:8]}"
+    made = workspace.http("POST", "/v1/fields", {"object_type": "contacts", "key": field, "label": field,
+                                                 "type": "long_text"})
+    assert made.status_code == 201, made.text
+
+    def flood(batches: int, tag: str) -> list[str]:
+        """Batches of 15 big contacts (a body under 1 MB): each a relay pass longer than the clients' queue."""
+        ids = []
+        for batch in range(batches):
+            reply = workspace.http("POST", "/v1/contacts/batch/create", {"inputs": [
+                {"first_name": f"{tag}{batch}-{i}", "custom_fields": {field: "x" * ESSAY}} for i in range(15)]})
+            assert reply.status_code == 200, reply.text[:300]
+            ids += [r["record"]["id"] for r in reply.json()["results"]]
+        return ids
+
+    async def scenario() -> None:
+        # GIVEN a process whose connections queue 4 events, a client on it that stops reading once connected
+        # (a frozen tab: the kernel's buffers fill, then the transport's, then its queue), and one that reads
+        small = start_realtime({**tier["env"], "REALTIME_SEND_QUEUE_SIZE": "4", "REALTIME_SLOW_CLIENT_SECONDS": "1"},
+                               tier["dir"])
+        auth = {"token": workspace.api_key}
+        try:
+            stalled = await asyncio.to_thread(StalledSocket, small.url, auth)
+            reader = await Listener(small.url, auth).connect()
+            dropped = 'reason="slow_consumer"'
+            first = await asyncio.to_thread(workspace.contact, "BeforeTheFlood")
+            await until(lambda: first in reader.records(), "the reader's first event")
+
+            # WHEN the API writes far more than the stalled client's buffers hold, until the server drops it
+            written: list[str] = []
+            deadline = time.monotonic() + 120
+            while _metric(small.url, "crm_realtime_dropped_clients_total", dropped) == 0:
+                assert time.monotonic() < deadline, f"not dropped after {len(written)} events:\n{small.output()}"
+                written += await asyncio.to_thread(flood, 3, "Flood")
+            await until(lambda: written[-1] in reader.records(), "the reader's last event", timeout=60)
+            at_drop = _rss_bytes(small.process)
+            # ... and as much again once it is gone
+            after = await asyncio.to_thread(flood, 5, "After")
+            await until(lambda: after[-1] in reader.records(), "the reader's last event after the drop", timeout=60)
+
+            # THEN the server counted one slow client, and only the reader is connected
+            assert _metric(small.url, "crm_realtime_dropped_clients_total", dropped) == 1
+            assert _metric(small.url, "crm_realtime_connected_clients") == 1
+            # ... the reader got every event, once, in order, through the flood and after
+            assert _consecutive(reader.sequences()) and len(reader.sequences()) == 1 + len(written) + len(after)
+            assert reader.records() == [first, *written, *after]
+            # ... the process kept none of what it passed on after the drop (as many bytes again went through)
+            carried = len(after) * ESSAY
+            assert _rss_bytes(small.process) - at_drop < carried / 2, (at_drop, _rss_bytes(small.process), carried)
+
+            # WHEN the stalled client reads what reached it, then resumes after the last event it got
+            received = await asyncio.to_thread(stalled.drain)
+            got = [int(data["sequence"]) for name, data in received if name == "event"]
+            errors = [data for name, data in received if name == "error"]
+            resumed = await Listener(tier["a"].url, {**auth, "after": got[-1]}).connect()
+            await until(lambda: after[-1] in resumed.records(), "the resumed client's last event", timeout=60)
+
+            # THEN behind what filled its buffers came the reason, with no position in it (only the client knows
+            # what reached it)
+            assert [e["reason"] for e in errors] == ["slow_consumer"] and "last_sequence" not in errors[0], errors
+            # ... and it got everything from its first event on, once, in order, across the drop
+            combined = got + resumed.sequences()
+            assert got[0] == reader.sequences()[0] and _consecutive(combined)
+            assert combined[-1] == reader.sequences()[-1]
+            await reader.close()
+            await resumed.close()
+            stalled.close()
+        finally:
+            small.stop()
+
+    asyncio.run(scenario())
+
+
+# ---- sessions, members and teams that change while connected ---------------------------------------------
+def test_a_session_cookie_connects_and_signing_out_disconnects_within_the_recheck(
+        tier: dict[str, Any], issuer: FirebaseTestIssuer) -> None:
+    # GIVEN a person of one workspace who signed in through the REST API: a session cookie
+    workspace = _workspace(tier, "Browser")
+    signed_in = httpx.post(f"{workspace.api.base_url}/v1/sessions", timeout=30, json={
+        "id_token": issuer.mint(f"uid-{uuid.uuid4().hex}", email=workspace.owner_email)})
+    assert signed_in.status_code == 201, signed_in.text
+    cookie = signed_in.headers["set-cookie"].split(";", 1)[0]
+    assert cookie.startswith("crm_session=")
+
+    async def scenario() -> None:
+        # WHEN a browser connects with the cookie alone (no auth payload), over each transport
+        listeners = [await Listener(tier[p].url, None, (t,), headers={"Cookie": cookie}).connect()
+                     for p, t in (("a", "websocket"), ("b", "polling"))]
+        # ... THEN it hears the workspace's writes
+        contact = await asyncio.to_thread(workspace.contact, "ByCookie")
+        for listener in listeners:
+            await until(lambda listener=listener: contact in listener.records(), "the event over the session")
+
+        # WHEN a page of another site opens a socket in the person's browser (which sends the cookie along)
+        # THEN it is refused (else any page could read the person's workspace live); the tier's own is not
+        foreign = Listener(tier["a"].url, None, headers={"Cookie": cookie, "Origin": "https://evil.example"})
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await foreign.connect()
+        own = await Listener(tier["a"].url, None, headers={"Cookie": cookie, "Origin": tier["a"].url}).connect()
+        listeners.append(own)
+
+        # WHEN the person signs out
+        signed_out = httpx.delete(f"{workspace.api.base_url}/v1/sessions/current", timeout=30,
+                                  headers={"Cookie": cookie, "X-Requested-With": "XMLHttpRequest"})
+        assert signed_out.status_code == 204, signed_out.text
+
+        # THEN within the re-check (1 s here) each socket hears why, and is disconnected
+        for listener in listeners:
+            await until(lambda listener=listener: listener.gone, "the disconnect after signing out")
+            assert [e["status"] for e in listener.errors] == [401], listener.errors
+        # ... and the cookie no longer connects
+        refused = await Listener(tier["a"].url, None, headers={"Cookie": cookie}).refused()
+        assert refused["status"] == 401
+
+    asyncio.run(scenario())
+
+
+async def _written_until_heard(listener: Listener, write: Callable[[], str], what: str) -> str:
+    """Write again and again until the listener hears one write (a change that takes effect at the next re-check,
+    whose moment the test cannot see); the record it heard."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        record = await asyncio.to_thread(write)
+        try:
+            await until(lambda record=record: record in listener.records(), what, timeout=2)
+            return record
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def test_a_team_change_moves_the_visibility_at_the_recheck_and_a_removed_member_is_disconnected(
+        tier: dict[str, Any], issuer: FirebaseTestIssuer, restricted: dict[str, Any]) -> None:
+    workspace: Workspace = restricted["workspace"]
+    colleague = restricted["member_id"]  # another member, whose records this one may not see yet
+    email = f"moving-{uuid.uuid4().hex[:8]}@example.com"
+    invited = workspace.http("POST", "/v1/members", {"email": email, "role": "member"})
+    assert invited.status_code == 201, invited.text
+    member_id = invited.json()["user_id"]
+    token = issuer.mint(f"uid-{uuid.uuid4().hex}", email=email)
+
+    async def scenario() -> None:
+        # GIVEN a member connected with a Firebase ID token, who sees their own records, not the colleague's
+        member = await Listener(tier["b"].url, {"token": token, "workspace_id": workspace.workspace_id}).connect()
+        hidden = await asyncio.to_thread(workspace.contact, "Colleagues", owner_id=colleague)
+        own = await asyncio.to_thread(workspace.contact, "Own", owner_id=member_id)
+        await until(lambda: own in member.records(), "the member's own record")
+        assert hidden not in member.records()
+
+        # WHEN the two are put in one team
+        team = workspace.http("POST", "/v1/teams", {"name": f"Pair {uuid.uuid4().hex[:6]}",
+                                                    "member_ids": [member_id, colleague]})
+        assert team.status_code == 201, team.text
+
+        # THEN from the next re-check on, the colleague's records reach the member
+        await _written_until_heard(member, lambda: workspace.contact("Teammates", owner_id=colleague),
+                                   "a teammate's record after the team was made")
+
+        # WHEN the member leaves the team
+        left = workspace.http("DELETE", f"/v1/teams/{team.json()['id']}/members/{member_id}")
+        assert left.status_code == 204, left.text
+
+        # THEN from the next re-check on, the colleague's records stop, the member's own still come
+        def pair() -> str:
+            workspace.contact("NotAnyMore", owner_id=colleague)
+            return workspace.contact("Marker", owner_id=member_id)
+
+        while True:
+            seen = len(member.events)
+            marker = await _written_until_heard(member, pair, "the member's marker")
+            if [e["record_id"] for e in member.events[seen:]] == [marker]:
+                break  # the colleague's record written just before was withheld: the team is gone for it
+        after = await asyncio.to_thread(pair)
+        await until(lambda: after in member.records(), "the marker after the narrowing")
+        assert member.records()[-1] == after and member.events[-2]["record_id"] != after
+
+        # WHEN the member is removed from the workspace
+        assert workspace.http("DELETE", f"/v1/members/{member_id}").status_code == 204
+
+        # THEN within the re-check the socket hears why (not a member: 403), and is disconnected
+        await until(lambda: member.gone, "the disconnect after the removal")
+        assert [e["status"] for e in member.errors] == [403], member.errors
+
+    asyncio.run(scenario())
+
+
+def test_a_viewer_whose_process_dies_expires_from_the_list_and_the_room_hears_it(
+        tier: dict[str, Any], restricted: dict[str, Any]) -> None:
+    workspace: Workspace = restricted["workspace"]
+    member_id, owner_id = restricted["member_id"], restricted["owner_id"]
+
+    async def scenario() -> None:
+        # GIVEN a record open by the owner (on a lasting process) and by the member, on a process of its own
+        # (presence entries live 3 s here unless their process refreshes them)
+        record = {"object_type": "contacts",
+                  "record_id": await asyncio.to_thread(workspace.contact, "Watched", owner_id=member_id)}
+        doomed = start_realtime(tier["env"], tier["dir"])
+        person = {"workspace_id": workspace.workspace_id}
+        owner = await Listener(tier["b"].url, {**person, "token": restricted["owner_token"]}).connect()
+        member = await Listener(doomed.url, {**person, "token": restricted["member_token"]}).connect()
+        await owner.client.call("view", record, timeout=10)
+
+        def listed() -> set[str]:
+            reply = workspace.http("GET", f"/v1/contacts/{record['record_id']}/viewers")
+            assert reply.status_code == 200, reply.text
+            return {v["user_id"] for v in reply.json()["data"]}
+
+        def heard(people: set[str]) -> Callable[[], bool]:
+            return lambda: bool(owner.presence) and {v["user_id"] for v in owner.presence[-1]["viewers"]} == people
+
+        # WHEN the member opens it, then leaves it (the `leave` message)
+        await member.client.call("view", record, timeout=10)
+        await until(heard({owner_id, member_id}), "the presence message with both")
+        left = await member.client.call("leave", record, timeout=10)
+
+        # THEN the owner hears it, and the ack lists the owner alone
+        assert [v["user_id"] for v in left["viewers"]] == [owner_id]
+        await until(heard({owner_id}), "the presence message after the leave")
+
+        # WHEN the member opens it again, and their process is killed (no disconnect, no leave reaches anyone)
+        await member.client.call("view", record, timeout=10)
+        await until(heard({owner_id, member_id}), "the presence message with both, again")
+        assert await asyncio.to_thread(listed) == {owner_id, member_id}
+        doomed.stop(signal.SIGKILL)
+
+        # THEN within the TTL the member drops out of the REST list, and the owner's room hears it
+        deadline = time.monotonic() + WAIT
+        while await asyncio.to_thread(listed) != {owner_id}:
+            assert time.monotonic() < deadline, "the dead process's viewer is still listed"
+            await asyncio.sleep(0.2)
+        await until(heard({owner_id}), "the presence message after the viewer expired")
+        await owner.close()
+        await member.close()
+
+    asyncio.run(scenario())

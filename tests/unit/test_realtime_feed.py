@@ -65,6 +65,13 @@ def _queued(connection: Connection) -> list[int]:
     return items
 
 
+async def _read(connection: Connection, into: list[int]) -> None:
+    """A client that keeps reading: takes each queued event as soon as it is there."""
+    while True:
+        item = await connection.queue.get()
+        into.append(item.sequence if isinstance(item, PreparedEvent) else -1)
+
+
 def test_events_reach_a_connection_in_sequence_order_whatever_order_they_are_announced_in() -> None:
     async def scenario() -> list[int]:
         # GIVEN a connected client and three committed events
@@ -214,22 +221,28 @@ def test_two_workspaces_never_cross() -> None:
     assert asyncio.run(scenario()) == ([WORKSPACE] * 2, [OTHER] * 3)
 
 
-def test_a_client_whose_queue_overflows_is_dropped_and_its_queue_freed() -> None:
-    async def scenario() -> tuple[list[str], int]:
-        # GIVEN a client with a queue of 3 that reads nothing
+def test_a_client_that_makes_no_room_is_dropped_its_queue_freed_and_the_others_get_everything() -> None:
+    async def scenario() -> tuple[list[str], int, list[int]]:
+        # GIVEN a client with a queue of 3 that reads nothing, and one that keeps reading
         log = FakeLog()
-        fanout = Fanout(_ports(log), backfill_limit=1000)
+        fanout = Fanout(_ports(log), backfill_limit=1000, slow_client_seconds=0.05)
         dropped: list[str] = []
         slow = Connection("slow", _scope(), queue_size=3, on_overflow=lambda c: dropped.append(c.sid))
+        reader = Connection("reader", _scope(), queue_size=3, on_overflow=lambda c: dropped.append(c.sid))
         await fanout.attach(slow, None)
+        await fanout.attach(reader, None)
+        got: list[int] = []
+        reading = asyncio.create_task(_read(reader, got))
 
         # WHEN ten events come
         fanout.announced(log.commit(WORKSPACE, 10))
         await fanout.settle()
-        return dropped, slow.queue.qsize()
+        await asyncio.sleep(0)
+        reading.cancel()
+        return dropped, slow.queue.qsize(), got
 
-    # THEN it was dropped once, and holds nothing
-    assert asyncio.run(scenario()) == (["slow"], 0)
+    # THEN the slow one was dropped once and holds nothing; the reader got all ten in order
+    assert asyncio.run(scenario()) == (["slow"], 0, list(range(1, 11)))
 
 
 def test_a_restricted_member_gets_events_of_records_they_may_see_only() -> None:
@@ -266,3 +279,60 @@ def test_subscriptions_take_events_by_type_pattern_and_record() -> None:
     # THEN each takes what it names
     assert not deals.takes(event) and deals.takes({**event, "type": "deal.stage_changed"})
     assert one.takes(event) and not one.takes({**event, "record_id": "01JRECORD00000000000000002"})
+
+
+
+def test_a_burst_longer_than_the_queue_reaches_a_client_that_keeps_reading() -> None:
+    async def scenario() -> tuple[list[int], list[str]]:
+        # GIVEN a client with a queue of 4 that reads all the time
+        log = FakeLog()
+        fanout = Fanout(_ports(log), backfill_limit=1000)
+        dropped: list[str] = []
+        reader = Connection("reader", _scope(), queue_size=4, on_overflow=lambda c: dropped.append(c.sid))
+        await fanout.attach(reader, None)
+        got: list[int] = []
+        reading = asyncio.create_task(_read(reader, got))
+
+        # WHEN one announcement brings 40 events (a relay pass after a batch write)
+        fanout.announced(log.commit(WORKSPACE, 40))
+        await fanout.settle()
+        await asyncio.sleep(0)
+        reading.cancel()
+        return got, dropped
+
+    # THEN it got all 40 in order, and was not taken for a slow client
+    assert asyncio.run(scenario()) == (list(range(1, 41)), [])
+
+
+def test_a_resume_longer_than_the_queue_with_live_events_meanwhile_gets_everything() -> None:
+    async def scenario() -> tuple[list[int], list[str]]:
+        # GIVEN 20 committed events, and a client with a queue of 4 that reads all the time, resuming after 0
+        log = FakeLog()
+        log.commit(WORKSPACE, 20)
+        fanout = Fanout(_ports(log), backfill_limit=1000)
+        keeper = Connection("keeper", _scope(), queue_size=100)  # the feed exists already
+        await fanout.attach(keeper, None)
+        dropped: list[str] = []
+        resumer = Connection("resumer", _scope(), queue_size=4, on_overflow=lambda c: dropped.append(c.sid))
+        got: list[int] = []
+        reading = asyncio.create_task(_read(resumer, got))
+        reads = log.events_after
+
+        def read_then_commit(workspace_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+            found = reads(workspace_id, after, limit)
+            if after == 0:  # while the log is read, two more commit and are announced
+                loop.call_soon_threadsafe(lambda: fanout.announced(log.commit(WORKSPACE, 2)))
+            return found
+
+        loop = asyncio.get_running_loop()
+        log.events_after = read_then_commit  # type: ignore[method-assign]
+
+        # WHEN it resumes
+        await fanout.attach(resumer, 0)
+        await fanout.settle()
+        await asyncio.sleep(0)
+        reading.cancel()
+        return got, dropped
+
+    # THEN it got 1..22 once each, in order, and was not dropped
+    assert asyncio.run(scenario()) == (list(range(1, 23)), [])
