@@ -8,15 +8,14 @@ processes share nothing but Redis and the database.
 """
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 import click
+
+from tiers.common import prepare_metrics_dir
 
 DEFAULT_PORT = 3001
 
@@ -118,7 +117,7 @@ def serve(host: str, port: int, workers: int, *, kill_timeout: int = 25) -> None
         # processes that do not know it. Behind one port, several processes offer websockets only.
         os.environ["REALTIME_WEBSOCKET_ONLY"] = "true"
         print(f"realtime: {workers} processes share port {port}: websocket transport only", file=sys.stderr)
-    _prepare_metrics_dir()
+    prepare_metrics_dir()
     from shared.settings import get_settings, reset_settings
 
     reset_settings()
@@ -135,15 +134,6 @@ def serve(host: str, port: int, workers: int, *, kill_timeout: int = 25) -> None
         log_access=False,
         workers_kill_timeout=kill_timeout,
     ).serve()
-
-
-def _prepare_metrics_dir() -> None:
-    """Each process writes its samples there and /metrics sums them (set before prometheus_client loads)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return
-    metrics_dir = tempfile.mkdtemp(prefix="crm-realtime-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ from layers.db.uow import UnitOfWork
 from layers.http.problems import validation_failed
 from layers.realtime import presence
 from layers.realtime.ports import Owner
+from layers.records.event_filters import check_event_filter
 from layers.records.search import FilterGroup
 from layers.records.service import service_for
 from shared.context import Scope, system_scope
 from shared.errors import NotFound, ValidationFailed
-from shared.event_patterns import object_prefixes
 from shared.ids import is_valid_id, new_id
 
 _groups = TypeAdapter(list[FilterGroup])
@@ -50,24 +50,8 @@ def check_subscription(scope: Scope, raw: Any) -> dict[str, Any]:
     filter_object_type = None
     if data.filter:
         with UnitOfWork(scope) as uow:
-            filter_object_type = _checked_filter(uow, data.event_types, data.filter)
+            filter_object_type = check_event_filter(uow, data.event_types, data.filter)
     return applied(data, subscription_id=data.id or new_id(), filter_object_type=filter_object_type)
-
-
-def _checked_filter(uow: UnitOfWork, event_types: list[str], groups: list[FilterGroup]) -> str:
-    prefixes = object_prefixes(event_types)
-    service = service_for(next(iter(prefixes))) if len(prefixes) == 1 else None
-    if service is None or service.spec.event_name != next(iter(prefixes)):
-        raise ValidationFailed("a filter needs event types about one kind of record", errors=[{
-            "field": "filter", "code": "invalid",
-            "message": "event types must all be about one kind of record (e.g. `contact.*`) to use a filter"}])
-    try:
-        service.check_filter(uow, groups)
-    except ValidationFailed as invalid:  # the search names fields from its own body: put them under `filter`
-        raise ValidationFailed(invalid.detail, errors=[
-            {**e, "field": f"filter.{e.get('field')}" if e.get("field") else "filter"} for e in invalid.errors or []
-        ] or [{"field": "filter", "message": invalid.detail, "code": "invalid"}]) from None
-    return service.spec.object_type
 
 
 def owner_of(workspace_id: str, object_type: str, record_id: str) -> Owner:

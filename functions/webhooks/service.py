@@ -45,8 +45,9 @@ from layers.http import outbound
 from layers.http.requests import validate
 from layers.queue.jobs import enqueue, first_time
 from layers.queue.outbox import event_body
+from layers.records.event_filters import check_event_filter
 from layers.records.search import FilterGroup
-from layers.records.service import RecordService, object_types, service_for
+from layers.records.service import service_for
 from shared.clock import isoformat, utcnow
 from shared.context import Scope, system_scope
 from shared.cursors import id_page, id_position
@@ -328,35 +329,9 @@ def _check_url(url: str) -> None:
     outbound.check_target_url(url, allow_http=settings.is_local, allowed_private=settings.webhook_allowed_private_cidrs)
 
 
-def _record_services() -> dict[str, RecordService]:
-    """Record services by their events' object name (`contact` → the contacts service)."""
-    found = {}
-    for object_type in object_types():
-        service = service_for(object_type)
-        if service is not None:
-            found[service.spec.event_name] = service
-    return found
-
-
 def _checked_filter(uow: UnitOfWork, event_types: list[str], groups: list[FilterGroup] | None) -> str | None:
     """The object type (plural) a filter is about, after the search checked it; None without a filter."""
-    if not groups:
-        return None
-    prefixes = rules.object_prefixes(event_types)
-    services = _record_services()
-    if len(prefixes) != 1 or next(iter(prefixes)) not in services:
-        raise ValidationFailed("a filter needs event types about one kind of record", errors=[{
-            "field": "filter", "code": "invalid",
-            "message": f"event types must all be about one of {sorted(services)} (e.g. `contact.*`) to use a filter",
-        }])
-    service = services[next(iter(prefixes))]
-    try:
-        service.check_filter(uow, groups)
-    except ValidationFailed as invalid:  # the search names fields from its own body: put them under `filter`
-        raise ValidationFailed(invalid.detail, errors=[
-            {**e, "field": f"filter.{e.get('field')}" if e.get("field") else "filter"} for e in invalid.errors or []
-        ] or [{"field": "filter", "message": invalid.detail, "code": "invalid"}]) from None
-    return service.spec.object_type
+    return check_event_filter(uow, event_types, groups) if groups else None
 
 
 def _filter_matches(uow: UnitOfWork, row: WebhookSubscription, event: EventJob) -> bool:
