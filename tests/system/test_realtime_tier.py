@@ -254,9 +254,10 @@ def test_bad_credentials_are_refused_with_the_rest_problem_shape(
 def test_subscriptions_narrow_what_a_client_gets_and_invalid_ones_are_refused(
         tier: dict[str, Any], shared_workspace: Workspace) -> None:
     async def scenario() -> None:
-        # GIVEN a client, and a contact it will follow by id
-        followed = await asyncio.to_thread(shared_workspace.contact, "Followed")
+        # GIVEN a client, and a contact it will follow by id, created once the client is connected (a creation
+        # relayed before the connection existed is not live for it: it would wait for the event forever)
         listener = await Listener(tier["b"].url, {"token": shared_workspace.api_key}).connect()
+        followed = await asyncio.to_thread(shared_workspace.contact, "Followed")
         await until(lambda: followed in listener.records(), "the followed contact's creation (everything, so far)")
         listener.events.clear()
         call = listener.client.call
