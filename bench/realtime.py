@@ -111,6 +111,7 @@ def write_at_rate(rate: float, seconds: float, clients: list[api_bench.Http]) ->
     interval = per_request / rate
     written = [0] * len(clients)
     errors = [0]
+    statuses: dict[int, int] = {}
     lock = threading.Lock()
     serial = [0]
 
@@ -125,6 +126,7 @@ def write_at_rate(rate: float, seconds: float, clients: list[api_bench.Http]) ->
                 written[index] += per_request
             else:
                 errors[0] += 1
+                statuses[status] = statuses.get(status, 0) + 1
 
     started = time.monotonic()
     sent = 0
@@ -136,7 +138,7 @@ def write_at_rate(rate: float, seconds: float, clients: list[api_bench.Http]) ->
             pool.submit(one, sent % len(clients))
             sent += 1
     elapsed = time.monotonic() - started
-    return {"written": written, "errors": errors[0], "seconds": round(elapsed, 2)}
+    return {"written": written, "errors": errors[0], "error_statuses": statuses, "seconds": round(elapsed, 2)}
 
 
 def main() -> None:
@@ -148,6 +150,8 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[100, 250, 500], help="events per second")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-workers", type=int, default=1,
+                        help="crm serve --workers of the API that takes the writes")
     args = parser.parse_args()
     args.port = args.port or api_bench.free_port()
     RESULTS.mkdir(exist_ok=True)
@@ -171,7 +175,8 @@ def main() -> None:
         keys.append(created["api_key"])
     keys_file = RESULTS / "realtime-keys.json"
     keys_file.write_text(json.dumps(keys))
-    server = api_bench.start_server(args, env, RESULTS / "server-realtime-bench.log", workers=1, threads=8)
+    server = api_bench.start_server(args, env, RESULTS / "server-realtime-bench.log", workers=args.api_workers,
+                                    threads=8)
     metrics_port = api_bench.free_port()
     worker = worker_bench.start_worker(env, 2, metrics_port, RESULTS / "worker-realtime-bench.log")
     worker_bench.wait_metrics(metrics_port)
@@ -218,6 +223,7 @@ def main() -> None:
             summary = json.loads(out.read_text())
             events = sum(wrote["written"])
             run = {"rate_offered": rate, "events_written": events, "write_errors": wrote["errors"],
+                   "write_error_statuses": wrote["error_statuses"],
                    "events_per_s": round(events / wrote["seconds"], 1),
                    "deliveries_expected": expected, "deliveries": summary["arrivals"],
                    "deliveries_per_s": round(summary["arrivals"] / wrote["seconds"], 1),

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     realtime_recheck_seconds: float = Field(30.0, alias="REALTIME_RECHECK_SECONDS", gt=0, le=30)
     # How often a workspace with connections compares its last sequence with the log (a lost announcement).
     realtime_heal_seconds: float = Field(5.0, alias="REALTIME_HEAL_SECONDS", gt=0)
+    # The subscription's Redis link is PINGed after this long silent, and taken for dead after twice it.
+    realtime_redis_keepalive_seconds: float = Field(15.0, alias="REALTIME_REDIS_KEEPALIVE_SECONDS", gt=0, le=300)
     # A resume further behind than this many events is told to resync through REST instead.
     realtime_backfill_limit: int = Field(10_000, alias="REALTIME_BACKFILL_LIMIT", ge=1)
     # A viewer's presence entry outlives its socket by at most this; it is refreshed at a third of it.

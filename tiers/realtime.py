@@ -67,7 +67,8 @@ def build_server() -> Any:
         channel=settings.realtime_channel, cursor_secret=settings.cursor_secret,
         send_queue_size=settings.realtime_send_queue_size,
         slow_client_seconds=settings.realtime_slow_client_seconds, recheck_seconds=settings.realtime_recheck_seconds,
-        heal_seconds=settings.realtime_heal_seconds, backfill_limit=settings.realtime_backfill_limit,
+        heal_seconds=settings.realtime_heal_seconds, redis_keepalive_seconds=settings.realtime_redis_keepalive_seconds,
+        backfill_limit=settings.realtime_backfill_limit,
         presence_ttl_seconds=settings.realtime_presence_ttl_seconds, trusted_proxy_hops=settings.trusted_proxy_hops,
         cors_origins=settings.realtime_cors_origins, websocket_only=settings.realtime_websocket_only)
     ports = Ports(event_log=_EventLog(), owner_of=realtime.owner_of, filter_matches=realtime.filter_matches,

@@ -64,6 +64,9 @@ class RealtimeConfig:
     trusted_proxy_hops: int = 1
     cors_origins: list[str] = field(default_factory=list)
     websocket_only: bool = False
+    # The subscriber's Redis link: after this long without a byte from Redis it sends a PING, and a link that
+    # stays silent as long again is taken for dead (a half-open TCP connection never errors by itself).
+    redis_keepalive_seconds: float = 15.0
 
     @property
     def presence_channel(self) -> str:
@@ -395,13 +398,12 @@ class RealtimeServer:
         while True:
             pubsub = self.redis.pubsub()
             try:
-                await pubsub.subscribe(self.config.channel, self.config.presence_channel)
+                await asyncio.wait_for(pubsub.subscribe(self.config.channel, self.config.presence_channel),
+                                       2 * self.config.redis_keepalive_seconds)
                 self.subscribed.set()
                 backoff = 0.1
                 await self.fanout.heal()
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
+                async for message in self._listen(pubsub):
                     await self._on_message(_text(message.get("channel")), message.get("data"))
             except asyncio.CancelledError:
                 raise
@@ -413,6 +415,27 @@ class RealtimeServer:
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+
+    async def _listen(self, pubsub: Any) -> Any:
+        """The subscription's messages, until its link is found dead: Redis sends nothing on an idle
+        subscription, so after `redis_keepalive_seconds` of silence a PING goes out, and when not even its
+        PONG has come back after as long again, the link is dead (raises ConnectionError: resubscribe, heal)."""
+        keepalive = self.config.redis_keepalive_seconds
+        heard = time.monotonic()
+        pinged = False
+        while True:
+            message = await pubsub.get_message(timeout=min(1.0, keepalive / 2))
+            now = time.monotonic()
+            if message is not None:  # anything at all, a PONG included, proves the link
+                heard, pinged = now, False
+                if message.get("type") == "message":
+                    yield message
+                continue
+            if now - heard >= 2 * keepalive:
+                raise ConnectionError(f"no answer from Redis for {now - heard:.1f} s on the real-time subscription")
+            if now - heard >= keepalive and not pinged:
+                await pubsub.ping()
+                pinged = True
 
     async def _on_message(self, channel: str, data: Any) -> None:
         if channel == self.config.channel:
