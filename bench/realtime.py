@@ -114,12 +114,14 @@ def write_at_rate(rate: float, seconds: float, clients: list[api_bench.Http]) ->
     statuses: dict[int, int] = {}
     lock = threading.Lock()
     serial = [0]
+    run = f"{int(rate)}x{os.getpid()}x{int(time.time())}"
 
     def one(index: int) -> None:
         with lock:
             serial[0] += 1
             n = serial[0]
-        inputs = [{"email": f"rt{n}-{i}@bench.example", "first_name": f"R{n}"} for i in range(per_request)]
+        # Unique across runs too: a repeated email is refused (207, that input failed) and writes no event.
+        inputs = [{"email": f"rt{run}-{n}-{i}@bench.example", "first_name": f"R{n}"} for i in range(per_request)]
         status, _ = clients[index].request("POST", "/v1/contacts/batch/create", {"inputs": inputs})
         with lock:
             if status in (200, 201):

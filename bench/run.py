@@ -1007,10 +1007,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="run py-spy (record --subprocesses --nonblocking --gil) on the workers during each measured "
                         "scenario; summaries printed, collapsed stacks in bench/results/profile-*.txt "
                         "(sampling costs the server some CPU: figures are a little lower)")
+    p.add_argument("--alongside", choices=("none", "worker", "realtime"), default="none",
+                   help="run other tiers beside the API during the scenarios (bench/alongside.py): the worker "
+                        "(relay + jobs), or the worker and the real-time tier with --realtime-clients clients")
+    p.add_argument("--realtime-clients", type=int, default=1000, help="clients of --alongside realtime (1000)")
     p.add_argument("--hold", action="store_true",
                    help="after seeding, print the server's worker pids and keep serving until Ctrl-C "
                         "(for profiling by hand; no load is driven)")
     args = p.parse_args(argv)
+    if args.alongside != "none" and args.at:
+        p.error("--alongside runs the working tree's tiers: not with --at")
     unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
     if unknown:
         p.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
@@ -1098,6 +1104,8 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     lines: list[str] = []
     server: Server | None = None
+    side: Any = None
+    alongside_info: dict[str, Any] = {"mode": "none"}
     try:
         for n, (workers, threads) in enumerate(configs):
             log_path = RESULTS_DIR / (f"server-w{workers}-t{threads}.log" if len(configs) > 1 else "server.log")
@@ -1128,6 +1136,11 @@ def main(argv: list[str] | None = None) -> int:
                 if status != 200:
                     raise RuntimeError(f"search body refused: {status} {body[:500]!r}")
                 log(f"search {json.dumps(SEARCH_BODY)}: {len(json.loads(body)['data'])} rows on the first page")
+                if args.alongside != "none":
+                    from alongside import Alongside  # its helpers import this file as a module
+
+                    side = Alongside(args.alongside, env, api_key, args.realtime_clients, args.database_url)
+                    alongside_info = side.start()
                 if args.hold:
                     warm_cache(client, get_ids)
                     (tmp / "api_key").write_text(api_key)
@@ -1156,10 +1169,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if server is not None:
             server.stop()
+        if side is not None:
+            alongside_info = side.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
     print()
     print(f"source: {source}")
+    print(f"alongside: {json.dumps(alongside_info)}")
     print(f"seeding: {seeding['companies']} companies + {seeding['contacts']} contacts in "
           f"{seeding['total_seconds']} s ({seeding['contact_records_per_second']} contacts/s through "
           f"batch/create, {args.seed_parallel} requests in flight)")
@@ -1183,6 +1199,7 @@ def main(argv: list[str] | None = None) -> int:
             "CRM_ENV", "ACCESS_LOG", "RATE_LIMIT_WORKSPACE", "RATE_LIMIT_CREDENTIAL", "LOG_LEVEL", "CACHE_TTL_SECONDS",
             "DATABASE_URL", "REDIS_URL", "DB_POOL_SIZE")},
         "source": source,
+        "alongside": alongside_info,
         "search_body": SEARCH_BODY,
         "seeding": seeding,
         "targets": {"rps": TARGET_RPS, "p95_ms": TARGET_P95_MS, "errors": 0},
