@@ -92,7 +92,14 @@ def test_publish_on_one_connection_reaches_a_subscriber_on_another_in_order() ->
 
             # ... and after the subscriber unsubscribes
             listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
             await pubsub.unsubscribe()
+            # UNSUBSCRIBE is only sent here; the server has dropped the subscription once it confirms it (the
+            # publisher's connection could otherwise overtake the command)
+            deadline = time.monotonic() + 10
+            while pubsub.subscribed:
+                assert time.monotonic() < deadline, "the unsubscribe was never confirmed"
+                await pubsub.get_message(timeout=0.1)
             after = await asyncio.to_thread(publisher.publish, "rt:events", "unheard")
             return counts, received, after
         finally:
