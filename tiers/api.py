@@ -6,6 +6,7 @@ module is imported (its integration needs that order).
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
@@ -13,6 +14,9 @@ import click
 from tiers.common import check_settings, prepare_metrics_dir
 
 WSGI_TARGET = "tiers.api:wsgi_application"  # a factory: granian calls it once in each worker process
+MCP_PATH = "/mcp"  # the MCP server for agents (functions/mcp); every other path is the REST API
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 @click.command()
@@ -40,7 +44,25 @@ def wsgi_application() -> Any:
     init_sentry(get_settings())
     import app as composition
 
-    return composition.wsgi
+    return with_mcp(composition.wsgi)
+
+
+def with_mcp(rest: WsgiApp) -> WsgiApp:
+    """`/mcp` to the MCP server (an ASGI app, bridged by a2wsgi on its own event-loop thread), the rest to
+    Chalice's adapter untouched. Built per worker process: a2wsgi starts its loop thread when created."""
+    from a2wsgi import ASGIMiddleware
+
+    from functions.mcp.http import mcp_asgi_app
+
+    mcp = ASGIMiddleware(mcp_asgi_app())  # type: ignore[arg-type]  # starlette's and a2wsgi's ASGI types differ
+
+    def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == MCP_PATH or path.startswith(MCP_PATH + "/"):
+            return mcp(environ, start_response)  # type: ignore[arg-type]
+        return rest(environ, start_response)
+
+    return dispatch
 
 
 def _serve(host: str, port: int, workers: int, threads: int, *, kill_timeout: int = 25) -> None:
