@@ -6,7 +6,7 @@ module is imported (its integration needs that order).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import click
@@ -59,10 +59,29 @@ def with_mcp(rest: WsgiApp) -> WsgiApp:
     def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == MCP_PATH or path.startswith(MCP_PATH + "/"):
-            return mcp(environ, start_response)  # type: ignore[arg-type]
+            return _started(mcp(environ, start_response))  # type: ignore[arg-type]
         return rest(environ, start_response)
 
     return dispatch
+
+
+class _started:  # noqa: N801  # reads as what it does to the body
+    """A body iterable whose first chunk is already taken. a2wsgi calls start_response only once its body is
+    iterated, but granian reads the status and headers as soon as the app returns (they came out empty: 200 with
+    no Content-Type); taking the first chunk here makes start_response happen before the return."""
+
+    def __init__(self, body: Iterable[bytes]) -> None:
+        self._body = iter(body)
+        self._first = next(self._body, b"")
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._first
+        yield from self._body
+
+    def close(self) -> None:  # WSGI: the server closes the body; a2wsgi's generator cleans up on close
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
 
 
 def _serve(host: str, port: int, workers: int, threads: int, *, kill_timeout: int = 25) -> None:
