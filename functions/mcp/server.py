@@ -35,7 +35,7 @@ from layers.observability.metrics import RATE_LIMITED
 from shared.context import Scope
 from shared.errors import AppError, Forbidden, NotFound, RateLimited, Unauthorized
 from shared.ids import new_id
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 
 SOURCE = "mcp"  # what history entries and events of MCP writes show as their source
 SERVER_NAME = "crm"
@@ -54,8 +54,9 @@ def as_agent(scope: Scope) -> Scope:
 class ToolRunner:
     """Authorise, rate-limit, validate and run one tool call; the transports only supply the caller."""
 
-    def __init__(self, tools: dict[str, Tool], *, capture: Callable[[BaseException], object] | None = None) -> None:
-        settings = get_settings()
+    def __init__(self, tools: dict[str, Tool], *, settings: Settings | None = None,
+                 capture: Callable[[BaseException], object] | None = None) -> None:
+        settings = settings or get_settings()
         self.tools = tools
         self._settings = settings
         self._limiter = RateLimiter(window_seconds=settings.rate_limit_window_seconds,

@@ -8,6 +8,10 @@ import httpx2
 import pytest
 
 from functions.mcp.http import McpHttpApp, mcp_asgi_app
+from functions.mcp.server import ToolRunner
+from functions.mcp.tools import build_tools
+from functions.workspaces.service import Resolver
+from shared.settings import Settings
 from tests.support.api import Api
 from tests.support.mcp_client import http_session, payload, run
 
@@ -150,9 +154,11 @@ def test_another_workspace_record_is_invisible(api: Api, other_api: Api, mcp_app
     note_error, note = call(mcp_app, api.api_key, "create_activity", {
         "kind": "note", "body": "x", "links": {"contacts": [theirs["id"]]}})
 
-    # THEN it is not found, as if it did not exist, and nothing is written in either workspace
+    # THEN it does not exist for us: the read is a 404, the link the REST route's 422 "no contacts record"
     assert read_error and read["status"] == 404
-    assert note_error and note["status"] in (404, 422)
+    assert note_error and note["status"] == 422 and note["errors"][0]["code"] == "reference"
+    # AND nothing is written in either workspace
+    assert api.post("/v1/activities/search", {}).json["data"] == []
     assert all(e["kind"] == "history" for e in other_api.get(f"/v1/contacts/{theirs['id']}/timeline").json["data"])
 
 
@@ -194,3 +200,49 @@ def test_without_a_valid_key_http_answers_401(mcp_app: McpHttpApp, authorization
     assert reply.status_code == 401
     assert reply.headers["content-type"] == "application/problem+json"
     assert reply.json()["status"] == 401 and reply.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_each_tool_call_spends_the_rest_rate_limits(api: Api) -> None:
+    # GIVEN the MCP app with a credential budget of 2 calls (the REST limiter, keys and settings)
+    import app  # noqa: F401
+
+    settings = Settings(RATE_LIMIT_CREDENTIAL=2, RATE_LIMIT_WINDOW_SECONDS=1_000_000)
+    limited = McpHttpApp(ToolRunner(build_tools(), settings=settings), Resolver().resolve_api_key,
+                         max_body_bytes=settings.max_body_bytes)
+
+    # WHEN the agent calls a tool three times
+    answers = [call(limited, api.api_key, "search_contacts", {}) for _ in range(3)]
+
+    # THEN the third is refused with the REST 429 problem, naming the limit
+    assert [error for error, _ in answers] == [False, False, True]
+    problem = answers[2][1]
+    assert problem["status"] == 429 and "credential" in problem["detail"] and problem["retry_after"] > 0
+
+
+def test_the_api_tier_sends_mcp_to_mcp_and_the_rest_to_chalice(api: Api) -> None:
+    # GIVEN the WSGI app the api tier serves
+    import io
+
+    import app
+    from tiers.api import with_mcp
+
+    served = with_mcp(app.wsgi)
+
+    def get(path: str) -> tuple[str, dict[str, str]]:
+        answered: dict[str, Any] = {}
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "t",
+                   "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.input": io.BytesIO(b""),
+                   "wsgi.url_scheme": "http", "wsgi.errors": io.StringIO()}
+        body = served(environ, lambda status, headers, exc=None: answered.update(status=status, headers=headers))
+        # the status is known as soon as the app returns (granian reads it then), before the body is read
+        status = answered["status"]
+        b"".join(body)
+        return status, {k.lower(): v for k, v in answered["headers"]}
+
+    # WHEN it gets /mcp and a REST path, both without a key
+    mcp_status, mcp_headers = get("/mcp")
+    rest_status, _ = get("/v1/contacts")
+
+    # THEN /mcp answers the MCP server's 401 and the REST path the REST 401
+    assert mcp_status.startswith("401") and mcp_headers["content-type"] == "application/problem+json"
+    assert rest_status.startswith("401")
