@@ -59,13 +59,13 @@ def with_mcp(rest: WsgiApp) -> WsgiApp:
     def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == MCP_PATH or path.startswith(MCP_PATH + "/"):
-            return _started(mcp(environ, start_response))  # type: ignore[arg-type]
+            return _StartedBody(mcp(environ, start_response))  # type: ignore[arg-type]
         return rest(environ, start_response)
 
     return dispatch
 
 
-class _started:  # noqa: N801  # reads as what it does to the body
+class _StartedBody:
     """A body iterable whose first chunk is already taken. a2wsgi calls start_response only once its body is
     iterated, but granian reads the status and headers as soon as the app returns (they came out empty: 200 with
     no Content-Type); taking the first chunk here makes start_response happen before the return."""

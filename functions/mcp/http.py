@@ -23,19 +23,23 @@ from starlette.types import Scope as AsgiScope
 
 from functions.mcp.server import ToolRunner, build_server, current_caller
 from layers.auth.principals import API_KEY_PREFIX
+from layers.cache.ratelimit import FailureBudget
 from layers.http.problems import PROBLEM_JSON, problem_body
 from shared.context import Scope
-from shared.errors import AppError, Forbidden, Unauthorized
+from shared.errors import AppError, Forbidden, RateLimited, Unauthorized
 from shared.ids import new_id
 
 KeyResolver = Callable[[str], Scope | None]  # the REST resolver's resolve_api_key (functions/workspaces)
 
 
 class McpHttpApp:
-    def __init__(self, runner: ToolRunner, resolve_api_key: KeyResolver, *, max_body_bytes: int) -> None:
+    def __init__(self, runner: ToolRunner, resolve_api_key: KeyResolver, *, max_body_bytes: int,
+                 failures: FailureBudget | None = None, trusted_proxy_hops: int = 1) -> None:
         self._server: Server[Any] = build_server(runner)
         self._resolve_api_key = resolve_api_key
         self._max_body_bytes = max_body_bytes
+        self._failures = failures
+        self._trusted_proxy_hops = trusted_proxy_hops
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -44,7 +48,7 @@ class McpHttpApp:
         if scope["type"] != "http":
             return
         try:
-            caller = await self._authenticate(_headers(scope))
+            caller = await self._guarded_authenticate(scope)
         except AppError as error:
             await _send_problem(send, error)
             return
@@ -56,6 +60,32 @@ class McpHttpApp:
                 await manager.handle_request(scope, receive, send)
         finally:
             current_caller.reset(token)
+
+    async def _guarded_authenticate(self, scope: AsgiScope) -> Scope:
+        """With a FailureBudget (the REST one: same Redis keys, so REST and MCP failures add up), an address
+        that failed too often is refused with 429 before its key is looked up."""
+        headers = _headers(scope)
+        if self._failures is None:
+            return await self._authenticate(headers)
+        client = self._client_address(scope, headers)
+        retry_after = await anyio.to_thread.run_sync(self._failures.retry_after, client)
+        if retry_after is not None:
+            raise RateLimited(f"too many failed authentications from this address: at most "
+                              f"{self._failures.budget} per {self._failures.window_seconds} s",
+                              headers={"Retry-After": str(retry_after)})
+        try:
+            return await self._authenticate(headers)
+        except Unauthorized:
+            await anyio.to_thread.run_sync(self._failures.spend, client)
+            raise
+
+    def _client_address(self, scope: AsgiScope, headers: dict[str, str]) -> str:
+        # As the WSGI adapter derives it (layers/http/adapter.py): each trusted proxy appended what it saw.
+        forwarded = [ip.strip() for ip in headers.get("x-forwarded-for", "").split(",") if ip.strip()]
+        if forwarded and self._trusted_proxy_hops > 0:
+            return forwarded[max(len(forwarded) - self._trusted_proxy_hops, 0)]
+        client = scope.get("client")
+        return str(client[0]) if client else "unknown"
 
     async def _authenticate(self, headers: dict[str, str]) -> Scope:
         """As the REST AuthMiddleware treats an API key; agents authenticate with workspace keys only."""
@@ -105,4 +135,8 @@ def mcp_asgi_app() -> McpHttpApp:
     from functions.workspaces.service import Resolver
     from shared.settings import get_settings
 
-    return McpHttpApp(default_runner(), Resolver().resolve_api_key, max_body_bytes=get_settings().max_body_bytes)
+    settings = get_settings()
+    failures = FailureBudget(budget=settings.auth_failure_limit, window_seconds=settings.auth_failure_window_seconds,
+                             fallback_keys=settings.rate_limit_fallback_keys)  # as app.py builds the REST one
+    return McpHttpApp(default_runner(), Resolver().resolve_api_key, max_body_bytes=settings.max_body_bytes,
+                      failures=failures, trusted_proxy_hops=settings.trusted_proxy_hops)

@@ -11,6 +11,7 @@ from functions.mcp.http import McpHttpApp, mcp_asgi_app
 from functions.mcp.server import ToolRunner
 from functions.mcp.tools import build_tools
 from functions.workspaces.service import Resolver
+from layers.cache.ratelimit import FailureBudget
 from shared.settings import Settings
 from tests.support.api import Api
 from tests.support.mcp_client import http_session, payload, run
@@ -246,3 +247,27 @@ def test_the_api_tier_sends_mcp_to_mcp_and_the_rest_to_chalice(api: Api) -> None
     # THEN /mcp answers the MCP server's 401 and the REST path the REST 401
     assert mcp_status.startswith("401") and mcp_headers["content-type"] == "application/problem+json"
     assert rest_status.startswith("401")
+
+
+def test_an_address_that_fails_authentication_too_often_is_refused(api: Api) -> None:
+    # GIVEN the MCP app with a budget of 2 failed authentications per address
+    import app  # noqa: F401
+
+    guarded = McpHttpApp(ToolRunner(build_tools()), Resolver().resolve_api_key, max_body_bytes=1024 * 1024,
+                         failures=FailureBudget(budget=2, window_seconds=1_000_000, fallback_keys=100))
+
+    def post(key: str) -> httpx2.Response:
+        async def exchange() -> httpx2.Response:
+            async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=guarded)) as client:
+                return await client.post(URL, headers={"Authorization": f"Bearer {key}",
+                                                       "Accept": "application/json, text/event-stream"},
+                                         json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        return run(exchange)
+
+    # WHEN it guesses two keys, then sends the right one
+    guesses = [post("crm_guess1").status_code, post("crm_guess2").status_code]
+    then = post(api.api_key)
+
+    # THEN the guesses are 401s and the address is refused (429 + Retry-After) before its key is looked up
+    assert guesses == [401, 401]
+    assert then.status_code == 429 and int(then.headers["retry-after"]) > 0
