@@ -28,7 +28,7 @@ def mcp(api_key: str | None) -> None:
     from functions.mcp.stdio import serve_stdio
     from functions.workspaces.service import Resolver
 
-    caller = Resolver().resolve_api_key(api_key)
-    if caller is None:
+    resolver, key = Resolver(), api_key
+    if resolver.resolve_api_key(key) is None:
         raise click.ClickException("the API key is unknown or revoked")
-    serve_stdio(default_runner(), caller)
+    serve_stdio(default_runner(), lambda: resolver.resolve_api_key(key))

@@ -6,9 +6,10 @@ from typing import Any
 
 import httpx2
 import pytest
+from mcp.client.client import Client
 
 from functions.mcp.http import McpHttpApp, mcp_asgi_app
-from functions.mcp.server import ToolRunner
+from functions.mcp.server import ToolRunner, build_server
 from functions.mcp.tools import build_tools
 from functions.workspaces.service import Resolver
 from layers.cache.ratelimit import FailureBudget
@@ -271,3 +272,25 @@ def test_an_address_that_fails_authentication_too_often_is_refused(api: Api) -> 
     # THEN the guesses are 401s and the address is refused (429 + Retry-After) before its key is looked up
     assert guesses == [401, 401]
     assert then.status_code == 429 and int(then.headers["retry-after"]) > 0
+
+
+def test_a_key_revoked_while_a_stdio_agent_runs_stops_working(api: Api) -> None:
+    # GIVEN the server as `crm mcp` builds it (the key resolved for every call), in memory, with a write key
+    import app  # noqa: F401
+
+    key = api.post("/v1/api-keys", {"name": "agent", "scopes": ["read", "write"]}).json
+    resolver = Resolver()
+    server = build_server(ToolRunner(build_tools()), lambda: resolver.resolve_api_key(key["key"]))
+
+    # WHEN the agent searches, the key is revoked, and it searches again
+    async def session_work() -> tuple[bool, Any]:
+        async with Client(server) as client:
+            before = await client.call_tool("search_contacts", {})
+            assert api.delete(f"/v1/api-keys/{key['id']}").status == 204
+            after = await client.call_tool("search_contacts", {})
+            return before.is_error, payload(after)
+    before_error, after = run(session_work)
+
+    # THEN the first call worked and the second is refused as unauthenticated
+    assert not before_error
+    assert after["status"] == 401
