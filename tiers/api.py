@@ -2,7 +2,8 @@
 
 The app, Sentry and prometheus_client are imported inside the functions: `serve` must set
 PROMETHEUS_MULTIPROC_DIR before anything imports prometheus_client, and Sentry must start before the app
-module is imported (its integration needs that order).
+module is imported (its integration needs that order). `/mcp` goes to the MCP server (functions/mcp, an ASGI
+app behind a2wsgi), every other path to the Chalice adapter.
 """
 from __future__ import annotations
 

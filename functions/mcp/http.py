@@ -5,6 +5,9 @@ MCP session may live in one process. Each POST is a complete exchange (the SDK's
 `application/json` rather than an SSE stream); a client's `initialize` and its later calls may land on
 different tasks. The cost: no server-to-client requests or notifications — none of our tools needs them.
 
+The SDK's DNS-rebinding check (Host/Origin allow-lists) is left off: it protects servers that trust the
+network or a cookie, and this one trusts only the Bearer key a rebinding page cannot read or send.
+
 Because nothing outlives a request, each request gets its own session manager (its `run()` is entered and left
 around the one request). That needs no ASGI lifespan, which the WSGI bridge (a2wsgi) and httpx's ASGI
 transport in tests do not send.
