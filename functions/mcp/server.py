@@ -62,8 +62,14 @@ class ToolRunner:
         self._limiter = RateLimiter(window_seconds=settings.rate_limit_window_seconds,
                                     fallback_keys=settings.rate_limit_fallback_keys)
         self._capture = capture
+        self._listing: list[types.Tool] | None = None
 
     def listing(self) -> list[types.Tool]:
+        if self._listing is None:  # the schemas do not change while the process runs
+            self._listing = self._describe()
+        return self._listing
+
+    def _describe(self) -> list[types.Tool]:
         return [types.Tool(
             name=tool.name, description=tool.description, input_schema=tool.input_schema(),
             annotations=types.ToolAnnotations(read_only_hint=tool.permission == "read",
