@@ -3,7 +3,8 @@ runs one request.
 
 A tool call, in order:
 1. the caller's Scope comes from the transport (HTTP: the Bearer API key the ASGI app resolved; stdio: the key
-   `crm mcp` resolved at start), with `source="mcp"` so history and the event log say where a write came from;
+   `crm mcp` was given, resolved again for each call), with `source="mcp"` so history and the event log say
+   where a write came from;
 2. the tool's permission is checked against the key's scopes (read/write, as a route's `permission`);
 3. the per-workspace and per-credential rate limits are spent (the same limiter, keys and budgets as REST, so
    an agent and a script sharing a key share one budget);
@@ -41,8 +42,8 @@ SOURCE = "mcp"  # what history entries and events of MCP writes show as their so
 SERVER_NAME = "crm"
 
 # The caller of the request being served. The HTTP app sets it before the SDK handles the request (the SDK
-# starts the request's server task from that context, so the value reaches the tool handler); `crm mcp` sets it
-# once for the process.
+# starts the request's server task from that context, so the value reaches the tool handler). `crm mcp` does
+# not use it: it passes build_server a resolver of its key instead.
 current_caller: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("mcp_caller", default=None)
 
 
