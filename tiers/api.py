@@ -2,10 +2,12 @@
 
 The app, Sentry and prometheus_client are imported inside the functions: `serve` must set
 PROMETHEUS_MULTIPROC_DIR before anything imports prometheus_client, and Sentry must start before the app
-module is imported (its integration needs that order).
+module is imported (its integration needs that order). `/mcp` goes to the MCP server (functions/mcp, an ASGI
+app behind a2wsgi), every other path to the Chalice adapter.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import click
@@ -13,6 +15,9 @@ import click
 from tiers.common import check_settings, prepare_metrics_dir
 
 WSGI_TARGET = "tiers.api:wsgi_application"  # a factory: granian calls it once in each worker process
+MCP_PATH = "/mcp"  # the MCP server for agents (functions/mcp); every other path is the REST API
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 @click.command()
@@ -40,7 +45,44 @@ def wsgi_application() -> Any:
     init_sentry(get_settings())
     import app as composition
 
-    return composition.wsgi
+    return with_mcp(composition.wsgi)
+
+
+def with_mcp(rest: WsgiApp) -> WsgiApp:
+    """`/mcp` to the MCP server (an ASGI app, bridged by a2wsgi on its own event-loop thread), the rest to
+    Chalice's adapter untouched. Built per worker process: a2wsgi starts its loop thread when created."""
+    from a2wsgi import ASGIMiddleware
+
+    from functions.mcp.http import mcp_asgi_app
+
+    mcp = ASGIMiddleware(mcp_asgi_app())  # type: ignore[arg-type]  # starlette's and a2wsgi's ASGI types differ
+
+    def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == MCP_PATH or path.startswith(MCP_PATH + "/"):
+            return _StartedBody(mcp(environ, start_response))  # type: ignore[arg-type]
+        return rest(environ, start_response)
+
+    return dispatch
+
+
+class _StartedBody:
+    """A body iterable whose first chunk is already taken. a2wsgi calls start_response only once its body is
+    iterated, but granian reads the status and headers as soon as the app returns (they came out empty: 200 with
+    no Content-Type); taking the first chunk here makes start_response happen before the return."""
+
+    def __init__(self, body: Iterable[bytes]) -> None:
+        self._body = iter(body)
+        self._first = next(self._body, b"")
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._first
+        yield from self._body
+
+    def close(self) -> None:  # WSGI: the server closes the body; a2wsgi's generator cleans up on close
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
 
 
 def _serve(host: str, port: int, workers: int, threads: int, *, kill_timeout: int = 25) -> None:

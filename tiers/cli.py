@@ -11,6 +11,7 @@ import click
 from tiers.api import serve
 from tiers.invoke import invoke
 from tiers.local import local
+from tiers.mcp import mcp
 from tiers.ops import dlq, makemigration, migrate, openapi, schedules, workspace
 from tiers.realtime import realtime
 from tiers.worker import worker
@@ -21,7 +22,8 @@ def main() -> None:
     """CRM backend: API tier, local all-in-one mode and operator commands."""
 
 
-for command in (serve, worker, realtime, dlq, schedules, local, migrate, makemigration, workspace, invoke, openapi):
+for command in (serve, worker, realtime, dlq, schedules, local, migrate, makemigration, workspace, invoke, openapi,
+                mcp):
     main.add_command(command)
 
 
