@@ -88,10 +88,21 @@ class AIFailed(AppError):
 
     status, slug, title = 502, "ai-failed", "The AI provider did not produce a valid answer"
 
-    def __init__(self, detail: str, *, attempts: Sequence[Attempt], raw_text: str = "") -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        attempts: Sequence[Attempt],
+        raw_text: str = "",
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        cost: Decimal = Decimal(0),
+    ) -> None:
         super().__init__(detail, extra={"attempts": [a.__dict__ for a in attempts]})
         self.attempts = list(attempts)
         self.raw_text = raw_text
+        # What the failed run still spent (answers the schema refused were billed): for usage and budgets.
+        self.tokens_in, self.tokens_out, self.cost = tokens_in, tokens_out, cost
 
 
 class Provider(Protocol):
