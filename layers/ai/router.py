@@ -113,7 +113,8 @@ class AIRouter:
                 run.record(choice, "error", self._elapsed_ms(started), type(error).__name__)
                 return None
             latency_ms = self._elapsed_ms(started)
-            run.spent(choice, completion, self._pricer(choice.provider, completion.model,
+            # Priced by the configured model: providers answer with a dated variant (gpt-4o-mini-2024-07-18).
+            run.spent(choice, completion, self._pricer(choice.provider, choice.model,
                                                        completion.tokens_in, completion.tokens_out))
             try:
                 output = request.output_schema.model_validate_json(completion.text)

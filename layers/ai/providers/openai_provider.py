@@ -75,8 +75,10 @@ def _completion(response: ChatCompletion, model: str) -> Completion:
     if not response.choices:
         raise ProviderServerError("no choices")
     choice = response.choices[0]
-    if choice.message.refusal or choice.finish_reason == "content_filter":
-        raise ProviderRefused(f"finish_reason={choice.finish_reason}")
+    if choice.message.refusal:
+        raise ProviderRefused("refusal")
+    if choice.finish_reason == "content_filter":
+        raise ProviderRefused("finish_reason=content_filter")
     usage = response.usage
     return Completion(
         text=choice.message.content or "",
