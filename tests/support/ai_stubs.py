@@ -49,7 +49,9 @@ class _Stub:
         self.stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"{self.api}-stub", daemon=True)
+        # A short poll interval: shutdown() waits up to one interval, and every test stops its stubs.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"{self.api}-stub", daemon=True)
 
     @property
     def origin(self) -> str:
