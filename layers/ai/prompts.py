@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import BaseModel
+
 from layers.ai.types import AIRequest, RecordInput
 
 DATA_PREAMBLE = (
@@ -36,8 +38,20 @@ def system_prompt(request: AIRequest[Any]) -> str:
 
 
 def output_schema(request: AIRequest[Any]) -> dict[str, Any]:
-    """The JSON Schema of the answer, from the request's pydantic model."""
-    return request.output_schema.model_json_schema()
+    """The JSON Schema of the answer, from the request's pydantic model. Shared between calls: do not mutate."""
+    return _schema_of(request.output_schema)
+
+
+_schemas: dict[type[BaseModel], dict[str, Any]] = {}
+
+
+def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    # Generating a schema costs about as much as the rest of rendering; the answer models are few and fixed.
+    # Two threads may both build one the first time: the same value, so the race is harmless.
+    schema = _schemas.get(model)
+    if schema is None:
+        schema = _schemas[model] = model.model_json_schema()
+    return schema
 
 
 def render_user_content(request: AIRequest[Any]) -> str:

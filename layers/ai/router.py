@@ -191,13 +191,18 @@ def _log_run(message: str, run: _Run) -> None:
     })
 
 
+_unpriced_logged: set[tuple[str, str]] = set()
+
+
 def price(provider: str, model: str, tokens_in: int, tokens_out: int) -> Decimal:
     """Cost of one call from AI_PRICES (per 1M tokens, in AI_PRICE_CURRENCY). `local` and unpriced models: 0."""
     if provider == "local":
         return Decimal(0)
     rates = get_settings().ai_prices.get(f"{provider}/{model}")
     if rates is None:
-        get_logger().warning("ai model has no price", extra={"provider": provider, "model": model})
+        if (provider, model) not in _unpriced_logged:  # once per model and process: not a line per call
+            _unpriced_logged.add((provider, model))
+            get_logger().warning("ai model has no price", extra={"provider": provider, "model": model})
         return Decimal(0)
     per_token_total = rates.get("input", Decimal(0)) * tokens_in + rates.get("output", Decimal(0)) * tokens_out
     return per_token_total / Decimal(1_000_000)

@@ -2,7 +2,7 @@
 
 JSON output is asked for with `response_mime_type="application/json"` and the answer's JSON Schema. The SDK
 retries nothing unless given retry options (we give none): the router owns retries and failover. The timeout
-goes per call (`HttpOptions.timeout`, in milliseconds), so one client serves requests and jobs.
+is the client's (`HttpOptions.timeout`, in milliseconds): one client per timeout in use (a request's, a job's).
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class GeminiProvider:
     def __init__(self, *, api_key: str, base_url: str | None = None) -> None:
         self._api_key = api_key
         self._base_url = base_url
-        self._client: genai.Client | None = None
+        self._clients: dict[int, genai.Client] = {}  # by timeout in ms: a request's and a job's
         self._lock = threading.Lock()
 
     def complete(self, request: AIRequest[Any], model: str, *, timeout: float) -> Completion:
@@ -64,18 +64,21 @@ class GeminiProvider:
             system_instruction=prompts.system_prompt(request),
             response_mime_type="application/json",
             response_json_schema=prompts.output_schema(request),
-            http_options=genai_types.HttpOptions(timeout=max(1, int(timeout * 1000))),
         )
-        return self._get_client().models.generate_content(
+        return self._client_for(timeout).models.generate_content(
             model=model, contents=prompts.render_user_content(request), config=config
         )
 
-    def _get_client(self) -> genai.Client:
+    def _client_for(self, timeout: float) -> genai.Client:
+        """A client whose timeout is `timeout`. Timeouts are few (a request's, a job's), and a per-call
+        HttpOptions makes the SDK rebuild its options on every call (~0.5 ms, see bench/ai.py)."""
+        timeout_ms = max(1, int(timeout * 1000))
         with self._lock:
-            if self._client is None:
-                options = genai_types.HttpOptions(base_url=self._base_url) if self._base_url else None
-                self._client = genai.Client(api_key=self._api_key, http_options=options)
-            return self._client
+            client = self._clients.get(timeout_ms)
+            if client is None:
+                options = genai_types.HttpOptions(base_url=self._base_url, timeout=timeout_ms)
+                client = self._clients[timeout_ms] = genai.Client(api_key=self._api_key, http_options=options)
+            return client
 
 
 def _completion(response: genai_types.GenerateContentResponse, model: str) -> Completion:
