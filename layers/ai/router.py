@@ -234,13 +234,15 @@ def configured_providers() -> set[str]:
 
 
 def _providers_from_settings() -> dict[str, Provider]:
-    from layers.ai.providers.gemini_provider import GeminiProvider  # the SDKs load only when keyed
-    from layers.ai.providers.openai_provider import OpenAIProvider
-
+    # Each SDK is imported only when its key is set: importing them costs a second of start-up for nothing.
     settings = get_settings()
     providers: dict[str, Provider] = {"local": LocalProvider()}
     if settings.openai_api_key:
+        from layers.ai.providers.openai_provider import OpenAIProvider
+
         providers["openai"] = OpenAIProvider(api_key=settings.openai_api_key, base_url=settings.openai_base_url)
     if settings.gemini_api_key:
+        from layers.ai.providers.gemini_provider import GeminiProvider
+
         providers["gemini"] = GeminiProvider(api_key=settings.gemini_api_key, base_url=settings.gemini_base_url)
     return providers
