@@ -65,7 +65,9 @@ class ProviderPolicy:
 class Attempt:
     provider: str
     model: str
-    outcome: str  # "ok" | "timeout" | "rate_limited" | "server_error" | "invalid_output" | "refused" | "error"
+    # "ok" | "timeout" | "rate_limited" | "server_error" | "invalid_output" | "refused" | "error"
+    # | "unavailable" (the policy names a provider this deployment has no key for: skipped, nothing sent)
+    outcome: str
     latency_ms: float
     detail: str = ""  # the error class / status, never prompt or output text
 
