@@ -1,6 +1,7 @@
 """Configuration from the environment. Embedded defaults for local mode; production refuses them."""
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
@@ -102,6 +103,22 @@ class Settings(BaseSettings):
     # Long-polling needs every request of a session to reach the same process: with several processes behind
     # one port (`crm realtime --workers N`), only websockets are offered.
     realtime_websocket_only: bool = Field(False, alias="REALTIME_WEBSOCKET_ONLY")
+
+    # AI providers (layers/ai/). A provider is available only when its key is set; `local` always is.
+    # The keys come from Secrets Manager in the stacks. A base URL points the SDK elsewhere (tests' stubs).
+    openai_api_key: str | None = Field(None, alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
+    gemini_api_key: str | None = Field(None, alias="GEMINI_API_KEY")
+    gemini_base_url: str | None = Field(None, alias="GEMINI_BASE_URL")
+    # Prices per 1M tokens, as JSON: {"openai/gpt-4o-mini": {"input": "0.15", "output": "0.60"}, ...}, all in
+    # AI_PRICE_CURRENCY. A model with no price costs 0 (and is logged); `local` always costs 0.
+    ai_prices: dict[str, dict[Literal["input", "output"], Decimal]] = Field(default_factory=dict, alias="AI_PRICES")
+    ai_price_currency: str = Field("USD", alias="AI_PRICE_CURRENCY", pattern=r"^[A-Z]{3}$")
+    # One provider attempt may take this long: while a request waits (the issue's ≤ 10 s), and in a job (≤ 60 s).
+    ai_request_timeout_seconds: float = Field(10.0, alias="AI_REQUEST_TIMEOUT_SECONDS", gt=0, le=10)
+    ai_job_timeout_seconds: float = Field(60.0, alias="AI_JOB_TIMEOUT_SECONDS", gt=0, le=60)
+    # A 429's Retry-After is waited out up to this; a longer one fails over to the next provider at once.
+    ai_retry_after_cap_seconds: float = Field(5.0, alias="AI_RETRY_AFTER_CAP_SECONDS", ge=0, le=60)
 
     @property
     def is_local(self) -> bool:

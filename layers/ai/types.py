@@ -65,7 +65,9 @@ class ProviderPolicy:
 class Attempt:
     provider: str
     model: str
-    outcome: str  # "ok" | "timeout" | "rate_limited" | "server_error" | "invalid_output" | "refused" | "error"
+    # "ok" | "timeout" | "rate_limited" | "server_error" | "invalid_output" | "refused" | "error"
+    # | "unavailable" (the policy names a provider this deployment has no key for: skipped, nothing sent)
+    outcome: str
     latency_ms: float
     detail: str = ""  # the error class / status, never prompt or output text
 
@@ -88,10 +90,21 @@ class AIFailed(AppError):
 
     status, slug, title = 502, "ai-failed", "The AI provider did not produce a valid answer"
 
-    def __init__(self, detail: str, *, attempts: Sequence[Attempt], raw_text: str = "") -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        attempts: Sequence[Attempt],
+        raw_text: str = "",
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        cost: Decimal = Decimal(0),
+    ) -> None:
         super().__init__(detail, extra={"attempts": [a.__dict__ for a in attempts]})
         self.attempts = list(attempts)
         self.raw_text = raw_text
+        # What the failed run still spent (answers the schema refused were billed): for usage and budgets.
+        self.tokens_in, self.tokens_out, self.cost = tokens_in, tokens_out, cost
 
 
 class Provider(Protocol):
