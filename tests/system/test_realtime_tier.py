@@ -684,7 +684,7 @@ def test_a_client_that_stops_reading_is_dropped_while_a_reader_gets_everything_a
             await until(lambda: written[-1] in reader.records(), "the reader's last event", timeout=60)
             at_drop = _rss_bytes(small.process)
             # ... and as much again once it is gone
-            after = await asyncio.to_thread(flood, 5, "After")
+            after = await asyncio.to_thread(flood, 10, "After")
             await until(lambda: after[-1] in reader.records(), "the reader's last event after the drop", timeout=60)
 
             # THEN the server counted one slow client, and only the reader is connected
@@ -693,9 +693,10 @@ def test_a_client_that_stops_reading_is_dropped_while_a_reader_gets_everything_a
             # ... the reader got every event, once, in order, through the flood and after
             assert _consecutive(reader.sequences()) and len(reader.sequences()) == 1 + len(written) + len(after)
             assert reader.records() == [first, *written, *after]
-            # ... the process kept none of what it passed on after the drop (as many bytes again went through)
+            # ... the process kept none of what it passed on after the drop (twice as many bytes again went
+            # through; the allocator alone moved RSS by up to ~3.5 MB between runs, so the bound leaves room)
             carried = len(after) * ESSAY
-            assert _rss_bytes(small.process) - at_drop < carried / 2, (at_drop, _rss_bytes(small.process), carried)
+            assert _rss_bytes(small.process) - at_drop < carried * 3 / 4, (at_drop, _rss_bytes(small.process), carried)
 
             # WHEN the stalled client reads what reached it, then resumes after the last event it got
             received = await asyncio.to_thread(stalled.drain)
