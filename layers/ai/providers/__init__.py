@@ -1,0 +1,1 @@
+# PLACEHOLDER: replaced by branch ai-layer
