@@ -92,6 +92,8 @@ class AISearchQuery(StrictModel):
 class AIApply(StrictModel):
     output: dict[str, Any] | None = Field(None, description="An edited suggestion (same shape as the run's output); "
                                           "default: the output as the run produced it")
+    assignee_id: RecordId | None = Field(None, description="next_action: who the task is for (default: the deal's "
+                                         "owner, else you)")
 
 
 # ---- runs ------------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ from shared.clock import isoformat, utcnow
 from shared.context import Actor, Scope, system_scope
 from shared.cursors import id_page, id_position
 from shared.errors import NotFound, ValidationFailed
+from shared.ids import new_id
 from shared.settings import get_settings
 
 REQUEST_TIMEOUT_SECONDS = 10.0  # a person waits: at most 10 s per attempt
@@ -214,7 +215,7 @@ def get_run(scope: Scope, run_id: str) -> str:
         return _dump(_load_run(uow, scope, run_id))
 
 
-def apply_run(scope: Scope, run_id: str, *, edited: dict[str, Any] | None) -> str:
+def apply_run(scope: Scope, run_id: str, *, edited: dict[str, Any] | None, assignee_id: str | None = None) -> str:
     """Write a run's suggestion (or the caller's edit of it) through the record services, once."""
     with UnitOfWork(scope) as uow:
         run = _load_run(uow, scope, run_id)
@@ -223,7 +224,7 @@ def apply_run(scope: Scope, run_id: str, *, edited: dict[str, Any] | None) -> st
             raise RunNotApplicable(f"the {run.feature} run is {run.status}; only a succeeded lead_score or "
                                    "next_action run can be applied")
         output = validate(task.output_schema, edited if edited is not None else run.output, prefix=("output",))
-    _apply(scope, run_id, output)
+    _apply(scope, run_id, output, assignee_id=assignee_id)
     with UnitOfWork(scope) as uow:
         return _dump(_load_run(uow, scope, run_id))
 
@@ -270,12 +271,12 @@ def usage(scope: Scope, *, month: str | None) -> AIUsageRead:
         settings_row = repository.settings(uow)
         by_feature = repository.usage(uow, start, end, by="feature")
         by_person = repository.usage(uow, start, end, by="person")
-    lines = [AIUsageLine(key=k, runs=n, tokens_in=i, tokens_out=o, cost=str(c)) for k, n, i, o, c in by_feature]
-    people = [AIUsageLine(key=k, runs=n, tokens_in=i, tokens_out=o, cost=str(c)) for k, n, i, o, c in by_person]
+    lines = [AIUsageLine(key=k, runs=n, tokens_in=i, tokens_out=o, cost=_decimal(c)) for k, n, i, o, c in by_feature]
+    people = [AIUsageLine(key=k, runs=n, tokens_in=i, tokens_out=o, cost=_decimal(c)) for k, n, i, o, c in by_person]
     budget = settings_row.monthly_budget if settings_row is not None else None
     return AIUsageRead(month=start.strftime("%Y-%m"), currency=_price_currency(),
                        monthly_budget=None if budget is None else str(budget),
-                       total_cost=str(sum((Decimal(line.cost) for line in lines), Decimal(0))),
+                       total_cost=_decimal(sum((Decimal(line.cost) for line in lines), Decimal(0))),
                        runs=sum(line.runs for line in lines), by_feature=lines, by_person=people)
 
 
@@ -342,7 +343,7 @@ def _fail(scope: Scope, run_id: str, *, error: str, attempts: list[dict[str, Any
     return run
 
 
-def _apply(scope: Scope, run_id: str, output: BaseModel) -> None:
+def _apply(scope: Scope, run_id: str, output: BaseModel, *, assignee_id: str | None = None) -> None:
     """Claim the run (once), write through the record services as the caller with source "ai", note what was
     written; a write that fails gives the claim back, so the run can be applied again."""
     with UnitOfWork(scope) as uow:
@@ -353,7 +354,7 @@ def _apply(scope: Scope, run_id: str, output: BaseModel) -> None:
         uow.commit()
     ai_scope = replace(scope, source="ai", request_id=f"ai-run:{run_id}")
     try:
-        applied = _write(ai_scope, run.feature, run.record_id, output)
+        applied = _write(ai_scope, run.record_id, output, assignee_id=assignee_id)
     except Exception:
         with UnitOfWork(scope) as uow:
             repository.unclaim(uow, run_id)
@@ -368,15 +369,20 @@ def _apply(scope: Scope, run_id: str, output: BaseModel) -> None:
         uow.commit()
 
 
-def _write(scope: Scope, feature: str, record_id: str, output: BaseModel) -> dict[str, Any]:
+def _write(scope: Scope, record_id: str, output: BaseModel, *, assignee_id: str | None) -> dict[str, Any]:
     if isinstance(output, AILeadScoreOutput):
         contacts_service.set_ai_score(scope, record_id, score=output.score)
         return {"contact_id": record_id, "ai_score": output.score}
     assert isinstance(output, AINextActionOutput)
     due = datetime.combine(output.due_date, time(9, 0), tzinfo=UTC)
+    deals = service_for("deals")
+    assert deals is not None
+    # The task goes to whom apply names, else the deal's owner, else the person applying.
+    owner = assignee_id or json.loads(deals.get(scope, record_id).body).get("owner_id") or (
+        scope.actor.id if scope.actor.type == "user" else None)
     data = validate(activities.spec.create_schema, {
         "kind": "task", "subject": output.title, "body": output.reason or None, "priority": output.priority,
-        "due_at": due.isoformat(), "links": {"deals": [record_id]}})
+        "due_at": due.isoformat(), "links": {"deals": [record_id]}, "owner_id": owner})
     view = activities.create(scope, data)
     return {"task_id": view.id, "deal_id": record_id}
 
@@ -425,7 +431,7 @@ def _new_run(
 ) -> AIRun:
     now = utcnow()
     return AIRun(
-        workspace_id=scope.workspace_id, feature=feature, requested_by_type=scope.actor.type,
+        id=new_id(), workspace_id=scope.workspace_id, feature=feature, requested_by_type=scope.actor.type,
         requested_by_id=scope.actor.id, object_type=object_type, record_id=record_id,
         inputs=[{"object_type": r.object_type, "record_id": r.record_id, "fields": sorted(r.fields),
                  "items": [str(i["id"]) for i in r.items]} for r in records],
@@ -482,6 +488,11 @@ def _next_month(start: datetime) -> datetime:
     return datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=UTC)
 
 
+def _decimal(value: Decimal) -> str:
+    """Without trailing zeros or an exponent: 0.5, 10, 0."""
+    return f"{value.normalize():f}" if value else "0"
+
+
 def _price_currency() -> str:
     return str(getattr(get_settings(), "ai_price_currency", "USD") or "USD")
 
@@ -524,7 +535,7 @@ def _read(run: AIRun) -> AIRunRead:
         requested_by={"type": run.requested_by_type, "id": run.requested_by_id},  # type: ignore[arg-type]
         object_type=run.object_type, record_id=run.record_id, inputs=run.inputs,  # type: ignore[arg-type]
         provider=run.provider, model=run.model, prompt_version=run.prompt_version, tokens_in=run.tokens_in,
-        tokens_out=run.tokens_out, cost=f"{Decimal(run.cost).normalize():f}", currency=_price_currency(),
+        tokens_out=run.tokens_out, cost=_decimal(Decimal(run.cost)), currency=_price_currency(),
         latency_ms=run.latency_ms, output=run.output, dropped_citations=run.dropped_citations, error=run.error,
         raw_text=run.raw_text, attempts=run.attempts, created_at=run.created_at, finished_at=run.finished_at,
         applied_at=run.applied_at,
