@@ -4,7 +4,13 @@ from __future__ import annotations
 from typing import Any
 
 from functions.ai import local_rules
-from functions.ai.schemas import AIDraftEmailOutput, AILeadScoreOutput, AINextActionOutput, AISearchOutput, AISummaryOutput
+from functions.ai.schemas import (
+    AIDraftEmailOutput,
+    AILeadScoreOutput,
+    AINextActionOutput,
+    AISearchOutput,
+    AISummaryOutput,
+)
 from layers.ai.types import AIRequest, RecordInput
 
 TODAY = "2026-12-05"
