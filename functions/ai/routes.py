@@ -39,7 +39,7 @@ FEATURE_PARAM = QueryParam("feature", {"type": "string", "enum": ["summary", "le
                                                                   "draft_email", "nl_search"]}, "Only this feature")
 RUN_STATUS_PARAM = QueryParam("status", {"type": "string", "enum": ["queued", "running", "succeeded", "failed",
                                                                     "applied"]}, "Only runs in this state")
-MONTH_PARAM = QueryParam("month", {"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$"},
+MONTH_PARAM = QueryParam("month", {"type": "string", "pattern": r"^(19\d{2}|2\d{3})-(0[1-9]|1[0-2])$"},
                          "YYYY-MM (default: this month, UTC)")
 # 502 (AIFailed) belongs here once layers/http/openapi.py knows the status (ai-layer branch)
 FEATURE_ERRORS = (400, 404, 422, 429)

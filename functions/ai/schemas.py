@@ -186,7 +186,8 @@ class AISettingsRead(BaseModel):
 
 
 class AIUsageQuery(StrictModel):
-    month: str | None = Field(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM (default: this month)")
+    month: str | None = Field(None, pattern=r"^(19\d{2}|2\d{3})-(0[1-9]|1[0-2])$",
+                              description="YYYY-MM (default: this month)")
 
 
 class AIUsageLine(BaseModel):

@@ -18,6 +18,7 @@ How a run goes.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
@@ -57,10 +58,11 @@ from layers.records.service import service_for
 from shared.clock import isoformat, utcnow
 from shared.context import Actor, Scope, system_scope
 from shared.cursors import id_page, id_position
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import AppError, NotFound, ValidationFailed
 from shared.ids import new_id
 from shared.settings import get_settings
 
+log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_SECONDS = 10.0  # a person waits: at most 10 s per attempt
 JOB_TIMEOUT_SECONDS = 60.0
 LOCAL = ModelChoice(provider="local", model="local-rules-1")
@@ -301,8 +303,13 @@ def _perform(
                      raw_text=failed.raw_text)
     finished = _succeed(scope, run_id, result, records)
     if task.writes and (force_apply or (scope.can_write and _auto_apply(settings_row, run.feature))):
-        _apply(scope if not force_apply else system_scope(scope.workspace_id, source="ai"), run_id,
-               task.output_schema.model_validate(finished.output))
+        try:
+            _apply(scope if not force_apply else system_scope(scope.workspace_id, source="ai"), run_id,
+                   task.output_schema.model_validate(finished.output))
+        except AppError as refused:
+            # The write was refused (e.g. a task nobody can be assigned): the run stays a suggestion to apply.
+            log.info("ai auto-apply refused", extra={"run_id": run_id, "problem": refused.slug})
+            return finished
         with UnitOfWork(scope) as uow:
             reloaded = repository.get_run(uow, run_id)
             assert reloaded is not None

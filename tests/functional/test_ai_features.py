@@ -71,6 +71,27 @@ class CitingRouter:
                         cost=Decimal("0.25"), latency_ms=1.0, raw_text="{}")
 
 
+class RecordingRouter:
+    """Answers with the local rules and keeps the policy each run was given."""
+
+    def __init__(self) -> None:
+        from layers.ai.router import AIRouter
+
+        self.inner, self.policies = AIRouter(), []  # type: ignore[var-annotated]
+
+    def run(self, request: AIRequest[Out], policy: ProviderPolicy) -> AIResult[Out]:
+        self.policies.append(policy)
+        return self.inner.run(request, policy)
+
+
+@pytest.fixture
+def recording_router() -> Iterator[RecordingRouter]:
+    router = RecordingRouter()
+    use_router(router)  # type: ignore[arg-type]
+    yield router
+    use_router(None)
+
+
 @pytest.fixture
 def citing_router() -> Iterator[None]:
     use_router(CitingRouter())  # type: ignore[arg-type]
@@ -243,6 +264,35 @@ def test_settings_enable_only_configured_providers(api: Api) -> None:
     saved = ok(put_settings(api, {"providers": [{"provider": "local", "model": "local-rules-1"}],
                                   "monthly_budget": "10", "budget_currency": "USD"}))
     assert saved["monthly_budget"] == "10" and saved["primary"] == "local"
+
+
+def test_the_router_gets_only_the_enabled_providers_and_the_waiting_or_job_timeout(
+    api: Api, jobs: InlineQueue, recording_router: RecordingRouter
+) -> None:
+    # GIVEN a workspace with local enabled under a model name of its own, and one with nothing enabled
+    ok(put_settings(api, {"providers": [{"provider": "local", "model": "local-rules-1"}], "primary": "local"}))
+    person = contact(api)
+    # WHEN a run waits, and another is queued
+    ok(api.post("/v1/ai/summaries", {"object_type": "contacts", "record_id": person["id"]}))
+    ok(api.post("/v1/ai/summaries?async=true", {"object_type": "contacts", "record_id": person["id"]}), 202)
+    jobs.run()
+    # THEN each policy holds only the enabled choice, with 10 s while waiting and 60 s in the worker
+    assert [[(c.provider, c.model) for c in p.choices] for p in recording_router.policies] == [
+        [("local", "local-rules-1")]] * 2
+    assert [p.timeout_seconds for p in recording_router.policies] == [10.0, 60.0]
+
+
+def test_next_action_auto_applies_when_the_workspace_allows_it(api: Api) -> None:
+    # GIVEN a workspace that auto-applies next actions, and an owned deal
+    ok(put_settings(api, {"auto_apply": {"next_action": True}}))
+    deal = ok(api.post("/v1/deals", {"name": "Auto", "owner_id": api.owner_user_id}), 201)
+    # WHEN the next action is asked for
+    run = ok(api.post("/v1/ai/next-actions", {"deal_id": deal["id"]}))
+    # THEN the task was created at once, by the run
+    assert run["status"] == "applied" and ok(api.get(f"/v1/activities/{run['applied']['task_id']}"))
+    # AND without an owner to assign it to, the suggestion stays a suggestion
+    orphan = ok(api.post("/v1/deals", {"name": "Nobody's"}), 201)
+    assert ok(api.post("/v1/ai/next-actions", {"deal_id": orphan["id"]}))["status"] == "succeeded"
 
 
 def test_over_budget_answers_429_naming_the_budget_and_its_reset(api: Api) -> None:
