@@ -11,6 +11,8 @@ import importlib.util
 import sentry_sdk
 
 from functions.activities.routes import bp as activities
+from functions.ai.local_rules import RULES as AI_LOCAL_RULES
+from functions.ai.routes import bp as ai
 from functions.associations.routes import bp as associations
 from functions.automations.routes import bp as automations
 from functions.automations.service import event_types_with_rules
@@ -33,6 +35,7 @@ from functions.webhooks.service import event_types_with_webhooks
 from functions.workspaces.routes import bp as workspaces
 from functions.workspaces.service import Resolver
 from functions.workspaces.teams import teammates
+from layers.ai.providers.local import use_local_rules
 from layers.auth.verifier import get_verifier
 from layers.cache.ratelimit import FailureBudget
 from layers.http.adapter import ChaliceWSGIAdapter
@@ -64,6 +67,8 @@ app.register_middleware(ConditionalGetMiddleware(), "http")
 # Ports the records layer asks (it may not import capabilities): custom field definitions, teammates.
 use_definitions_provider(definitions_for)
 use_teammates_provider(teammates)
+# The local AI provider (the default with no key) answers with the AI capability's deterministic rules.
+use_local_rules(AI_LOCAL_RULES)
 
 # Committed events go to these job handlers, each only the (workspace, event type) pairs it has work for:
 # to the fan-out, the types an active webhook subscribes to; to automations, those an active rule's trigger
@@ -86,7 +91,7 @@ for capability, blueprint in (
     ("pipelines", pipelines), ("deals", deals), ("activities", activities), ("associations", associations),
     ("fields", fields), ("merges", merges), ("reports", reports), ("events", events), ("webhooks", webhooks),
     ("imports", imports), ("exports", exports), ("automations", automations), ("maintenance", maintenance),
-    ("realtime", realtime),
+    ("realtime", realtime), ("ai", ai),
 ):
     app.register_blueprint(_with_jobs_and_schedules(capability, blueprint))  # type: ignore[arg-type]
 

@@ -1,10 +1,12 @@
 """The contacts table."""
 from __future__ import annotations
 
-from sqlalchemy import Index, String, UniqueConstraint
+from datetime import datetime
+
+from sqlalchemy import Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from layers.db.base import Base, IdColumn, JSONType, OwnedMixin, RecordMixin
+from layers.db.base import Base, IdColumn, JSONType, OwnedMixin, RecordMixin, UTCDateTime
 
 
 class Contact(RecordMixin, OwnedMixin, Base):
@@ -19,6 +21,7 @@ class Contact(RecordMixin, OwnedMixin, Base):
         Index("ix_contacts_company", "workspace_id", "company_id", "id"),
         Index("ix_contacts_owner", "workspace_id", "owner_id"),
         Index("ix_contacts_last_name", "workspace_id", "last_name"),
+        Index("ix_contacts_ai_score", "workspace_id", "ai_score"),
         Index("ix_contacts_fulltext", "first_name", "last_name", "email", "job_title", mysql_prefix="FULLTEXT"),
     )
 
@@ -33,3 +36,6 @@ class Contact(RecordMixin, OwnedMixin, Base):
     custom: Mapped[dict[str, object]] = mapped_column(JSONType, nullable=False, default=dict)
     email_key: Mapped[str | None] = mapped_column(String(320), nullable=True)
     merged_into_id: Mapped[str | None] = mapped_column(IdColumn(), nullable=True)
+    # Read-only: written by the AI capability's lead score (functions/ai), never by create/update.
+    ai_score: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ai_scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

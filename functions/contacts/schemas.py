@@ -62,6 +62,8 @@ class ContactRead(ReadModel):
     tags: list[str]
     custom_fields: dict[str, Any] = Field(validation_alias="custom")
     merged_into_id: str | None = Field(None, description="Set on a record merged into another")
+    ai_score: int | None = Field(None, description="Lead score 0-100 (read-only, from the AI capability's runs)")
+    ai_scored_at: datetime | None = Field(None, description="When ai_score was computed")
     created_at: datetime
     updated_at: datetime
     archived_at: datetime | None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from functions.associations import service as associations
 from functions.companies import service as companies_service
@@ -11,7 +11,8 @@ from functions.contacts.models import Contact
 from functions.contacts.schemas import LIFECYCLE_STAGES, ContactCreate, ContactRead, ContactUpdate
 from layers.db.uow import UnitOfWork
 from layers.records.properties import PropertySpec
-from layers.records.service import ObjectSpec, RecordService
+from layers.records.service import ObjectSpec, RecordService, RecordView
+from shared.clock import utcnow
 from shared.context import Scope
 from shared.errors import NotFound
 
@@ -33,6 +34,8 @@ SPEC = ObjectSpec(
         PropertySpec("owner_id", "id"),
         PropertySpec("company_id", "id"),
         PropertySpec("tags", "tags", sortable=False),
+        PropertySpec("ai_score", "number"),
+        PropertySpec("ai_scored_at", "datetime"),
         PropertySpec("created_at", "datetime"),
         PropertySpec("updated_at", "datetime"),
         PropertySpec("archived_at", "datetime"),
@@ -76,3 +79,27 @@ def purge_archived(uow: UnitOfWork, *, archived_before: datetime, limit: int) ->
 
 def _forget_purged(uow: UnitOfWork, ids: list[str]) -> None:
     associations.forget_records(uow, record_type="contacts", record_ids=ids)
+
+
+def set_ai_score(scope: Scope, contact_id: str, *, score: int) -> RecordView:
+    """The AI lead score (a read-only field): written with history and an event like any change, in the
+    caller's scope (its `source` says "ai"). `ai_scored_at` is the change's own time, so the nightly
+    rescoring sees the contact as unchanged since."""
+    with UnitOfWork(scope) as uow:
+        row = contacts._load(uow, contact_id, include_archived=False)
+        contacts._change(uow, row, {"ai_score": score, "ai_scored_at": utcnow()}, action="updated", event="updated")
+        uow.session.execute(update(Contact).where(Contact.id == row.id).values(ai_scored_at=row.updated_at)
+                            .execution_options(synchronize_session=False))
+        view = contacts._view(row)
+        uow.commit()
+    return view
+
+
+def contacts_to_score(*, limit: int) -> list[tuple[str, str]]:
+    """Across workspaces: (workspace id, contact id) of live contacts never scored or changed since their score."""
+    with UnitOfWork(unscoped=True) as uow:
+        return [(w, i) for w, i in uow.session.execute(
+            select(Contact.workspace_id, Contact.id)
+            .where(Contact.archived_at.is_(None), Contact.merged_into_id.is_(None),
+                   or_(Contact.ai_scored_at.is_(None), Contact.updated_at > Contact.ai_scored_at))
+            .order_by(Contact.id).limit(limit))]

@@ -7,8 +7,6 @@ does for the routes.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,23 +111,19 @@ def _report_tools() -> list[Tool]:
     ]
 
 
-def _summary_tool() -> Tool | None:
-    """The AI capability's summary, when that capability is installed (it is built on its own branch).
+def _summary_tool() -> Tool:
+    """The AI capability's summary: the body of POST /v1/ai/summaries, run while the agent waits and recorded as
+    an AI run (the run, with its citations, is the answer)."""
+    from functions.ai import service as ai
+    from functions.ai.schemas import AISummaryCreate
 
-    Its contract, as agreed for issue 10: `functions.ai.schemas.SummaryRequest` (the body of the REST summary
-    route) and `functions.ai.service.summarize(scope, request)`. Without either, the tool is not offered."""
-    if importlib.util.find_spec("functions.ai") is None:
-        return None
-    try:
-        schemas = importlib.import_module("functions.ai.schemas")
-        service = importlib.import_module("functions.ai.service")
-    except ImportError:
-        return None
-    model, summarize = getattr(schemas, "SummaryRequest", None), getattr(service, "summarize", None)
-    if not (isinstance(model, type) and issubclass(model, BaseModel) and callable(summarize)):
-        return None
+    def summarize(scope: Scope, data: AISummaryCreate) -> str:
+        return ai.start_run(scope, feature="summary", object_type=data.object_type, record_id=data.record_id,
+                            wait=True).body
+
     return Tool("summarize_record", "An AI summary of a contact, company or deal from its fields and timeline, "
-                "citing the activity and history ids it used. Recorded as an AI run.", model, "read", summarize)
+                "citing the activity and history ids it used. Recorded as an AI run.", AISummaryCreate, "read",
+                summarize)
 
 
 def build_tools() -> dict[str, Tool]:
@@ -148,9 +142,7 @@ def build_tools() -> dict[str, Tool]:
              "(POST /v1/deals/{id}/stage).", DealStageMove, "write", _move_stage),
         *_report_tools(),
     ]
-    summary = _summary_tool()
-    if summary is not None:
-        tools.append(summary)
+    tools.append(_summary_tool())
     return {tool.name: tool for tool in tools}
 
 

@@ -17,7 +17,8 @@ from tests.support.api import Api, Reply
 PROBLEM_JSON = "application/problem+json"
 READ_ONLY = ("id", "workspace_id", "created_at", "updated_at", "archived_at")
 RECORD_FIELDS = {"id", "first_name", "last_name", "email", "phone", "job_title", "lifecycle_stage", "owner_id",
-                 "company_id", "tags", "custom_fields", "merged_into_id", "created_at", "updated_at", "archived_at"}
+                 "company_id", "tags", "custom_fields", "merged_into_id", "ai_score", "ai_scored_at", "created_at",
+                 "updated_at", "archived_at"}
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,24 @@ def test_a_note_appears_on_the_timeline_with_mcp_as_its_source(api: Api, mcp_app
     assert {(h["source"], h["actor"]["id"]) for h in history} == {("mcp", api.api_key_id)}
 
 
+def test_an_agent_asks_for_a_summary_and_gets_the_recorded_run_with_its_citations(api: Api,
+                                                                                   mcp_app: McpHttpApp) -> None:
+    # GIVEN a contact with a note on its timeline
+    ada = contact(api)
+    note = api.post("/v1/activities", {"kind": "note", "body": "Wants a quote for 40 seats",
+                                       "links": {"contacts": [ada["id"]]}}).json
+
+    # WHEN an agent asks for its summary
+    error, run = call(mcp_app, api.api_key, "summarize_record", {"object_type": "contacts", "record_id": ada["id"]})
+
+    # THEN the answer is the AI run REST records, by the local provider, citing the note, and nothing was written
+    assert not error, run
+    assert run["feature"] == "summary" and run["status"] == "succeeded" and run["provider"] == "local"
+    assert note["id"] in run["output"]["citations"]
+    assert api.get(f"/v1/ai/runs/{run['id']}").json["id"] == run["id"]
+    assert api.get(f"/v1/contacts/{ada['id']}").json["updated_at"] == ada["updated_at"]
+
+
 def test_move_deal_stage(api: Api, mcp_app: McpHttpApp) -> None:
     # GIVEN a deal in the first stage of the default pipeline
     stages = [s["id"] for s in default_pipeline(api)["stages"]]
