@@ -222,6 +222,17 @@ AS_IS: dict[str, int] = {
     "contacts_viewers_by_id": 404,
     "companies_viewers_by_id": 404,
     "deals_viewers_by_id": 404,
+    "ai_summaries_create_unknown_contact": 404,
+    "ai_lead_scores_create_unknown_contact": 404,
+    "ai_next_actions_create_unknown_deal": 404,
+    "ai_email_drafts_create_unknown_contact": 404,
+    "ai_searches_create_leads_tagged": 200,
+    "ai_runs_list_first_page": 200,
+    "ai_runs_get_by_id": 404,
+    "ai_runs_apply_by_id": 404,
+    "ai_settings_get_current": 200,
+    "ai_settings_put_local_only": 200,
+    "ai_usage_get_this_month": 200,
 }
 
 # Placeholder events with a real record's id swapped in.
